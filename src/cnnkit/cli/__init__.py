@@ -1,0 +1,1 @@
+"""The `cnnkit` command. Each module here adds one or more sub-commands through `register(subparsers)`."""

@@ -1,0 +1,84 @@
+"""Entry point of the `cnnkit` command.
+
+Sub-commands live one per module in this package; each module defines `register(subparsers)`, which
+adds its parser and sets `func` (called with the parsed arguments, returning an exit code or None).
+Adding a command is adding a module: nothing else to edit.
+
+Errors caused by the user's input (`CnnkitError`, missing files, bad values) print one line and exit
+with code 2. Set CNNKIT_DEBUG=1 to see the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import sys
+
+import cnnkit.cli
+from cnnkit import __version__
+from cnnkit.errors import CnnkitError
+
+EXIT_USAGE = 2
+EXIT_INTERNAL = 1
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (what was wrong and where to look) and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="cnnkit", description="The convolutional-network curriculum as working software."
+    )
+    parser.add_argument("--version", action="version", version=f"cnnkit {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(cnnkit.cli.__path__), key=lambda i: i.name):
+        if info.name in ("main", "common") or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"cnnkit.cli.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        code = args.func(args)
+        return int(code or 0)
+    except KeyboardInterrupt:
+        print("cnnkit: interrupted", file=sys.stderr)
+        return 130
+    except (CnnkitError, FileNotFoundError, IsADirectoryError, PermissionError, ValueError) as e:
+        if os.environ.get("CNNKIT_DEBUG"):
+            raise
+        print(f"cnnkit {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as e:  # an internal fault: still one line, with the way to see more
+        if os.environ.get("CNNKIT_DEBUG"):
+            raise
+        print(
+            f"cnnkit {args.command}: internal error: {type(e).__name__}: {_one_line(e)} "
+            "(set CNNKIT_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    return " ".join(text.split())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

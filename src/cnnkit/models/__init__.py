@@ -1,0 +1,15 @@
+"""The model zoo. Every module in this package registers its families on import.
+
+Adding a family is adding a file here with `@register_model` builders: nothing else to edit.
+"""
+
+import importlib
+import pkgutil
+
+from cnnkit.models.registry import create_model, get_model_builder, list_models, register_model
+
+__all__ = ["create_model", "get_model_builder", "list_models", "register_model"]
+
+for _info in pkgutil.iter_modules(__path__):
+    if _info.name != "registry" and not _info.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_info.name}")

@@ -1,0 +1,34 @@
+"""The command itself: help, usage errors and error reporting."""
+
+import pytest
+
+from cnnkit.errors import UnknownNameError
+from cnnkit.models import create_model, list_models
+
+
+def test_no_command_prints_help_and_exits_2(run_cli):
+    code, out, _ = run_cli()
+    assert code == 2
+    assert "usage: cnnkit" in out
+
+
+def test_unknown_option_is_one_line_exit_2(run_cli):
+    code, _, err = run_cli("tour", "--no-such-option")
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert "--no-such-option" in err
+
+
+def test_unknown_tour_section_names_it(run_cli, tmp_path):
+    code, _, err = run_cli("tour", "--out", tmp_path, "--only", "no_such_section")
+    assert code == 2
+    assert "no_such_section" in err and "Traceback" not in err
+
+
+def test_unknown_model_lists_close_matches():
+    names = list_models()
+    if not names:
+        pytest.skip("no models registered yet")
+    wrong = names[0] + "x"
+    with pytest.raises(UnknownNameError, match="did you mean"):
+        create_model(wrong)
