@@ -124,7 +124,8 @@ th, td {{ border: 1px solid #ccc; padding: 3px 8px; }}
 th {{ background: #f3f3f3; }} td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 caption {{ caption-side: top; text-align: left; font-weight: 600; padding: 4px 0; }}
 figure {{ display: inline-block; margin: .5em 1em .5em 0; vertical-align: top; }}
-figure img {{ max-width: 100%; border: 1px solid #eee; }} figcaption {{ font-size: 13px; color: #555; max-width: 520px; }}
+figure img {{ max-width: 100%; border: 1px solid #eee; }}
+figcaption {{ font-size: 13px; color: #555; max-width: 520px; }}
 pre {{ background: #f7f7f7; padding: .6em; overflow-x: auto; font-size: 13px; }}
 .meta {{ color: #888; font-size: 12px; }} .error {{ color: #b00; font-weight: 600; }}
 </style></head><body>
