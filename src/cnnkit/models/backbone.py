@@ -16,7 +16,10 @@ class Backbone(nn.Module):
     """Base class of the zoo's classifiers.
 
     Attributes:
-        num_features: channels (or units) entering the classifier head.
+        num_features: channels of the last feature map (what `forward_features` returns), as in timm.
+        head_hidden_size: width of what `forward_head(x, pre_logits=True)` returns; equals `num_features` unless
+            the head has hidden layers (VGG, AlexNet, LeNet: 4096, 4096, 84); read it with
+            `getattr(model, "head_hidden_size", model.num_features)`.
         stage_channels: channels of each feature map `forward_stages` returns, in order.
         default_input_size: (C, H, W) the published network expects.
     """
