@@ -36,3 +36,13 @@ def test_atomic_write_keeps_old_file_when_writer_fails(tmp_path):
         raise RuntimeError("crash mid-write")
     assert target.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["db.bin"]  # no temporary left behind
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "out.txt", "w") as f:
+            f.write("x")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o644
