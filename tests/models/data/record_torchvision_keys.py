@@ -5,7 +5,7 @@ not load in the project's environment. The recording used a separate virtual env
 torchvision (for the committed JSON: torch 2.13.0+cpu, torchvision 0.29.2), and a shim that imports only
 torchvision's pure-Python model definitions:
 
-    /tmp/venvtest/bin/python tests/models/data/record_torchvision_keys.py --shim /tmp/tv_shim.py
+    VENV_WITH_TORCHVISION/bin/python tests/models/data/record_torchvision_keys.py
 
 The shim registers an empty `torchvision` package pointing at the installed sources, then does
 `import torchvision.models as tvm`. Models are built on the "meta" device: no memory, no weights, only names
@@ -34,7 +34,10 @@ MODELS = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shim", default="/tmp/tv_shim.py", help="file that imports torchvision.models as tvm")
+    parser.add_argument(
+        "--shim", default=str(Path(__file__).with_name("torchvision_shim.py")),
+        help="file that imports torchvision.models as tvm",
+    )
     parser.add_argument("--out", default=str(Path(__file__).with_name("torchvision_state_dicts.json")))
     args = parser.parse_args()
 
