@@ -7,8 +7,10 @@ import importlib
 import pkgutil
 
 from cnnkit.models.registry import create_model, get_model_builder, list_models, register_model
+from cnnkit.models.weights import LoadReport, load_weights, read_weights
 
-__all__ = ["create_model", "get_model_builder", "list_models", "register_model"]
+__all__ = ["LoadReport", "create_model", "get_model_builder", "list_models", "load_weights", "read_weights",
+           "register_model"]
 
 for _info in pkgutil.iter_modules(__path__):
     if _info.name != "registry" and not _info.name.startswith("_"):
