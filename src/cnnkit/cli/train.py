@@ -1,0 +1,172 @@
+"""`cnnkit train`: train a zoo model on a folder, a CSV or a built-in data set, with checkpoints and resume.
+
+    cnnkit train --model lenet5_modern --data digits --epochs 15 --out runs/lenet
+    torchrun --nproc_per_node 2 -m cnnkit train --model lenet5 --data digits --out runs/ddp
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from cnnkit.cli.common import positive_int
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a model (checkpoints, logs, curves; --resume continues an interrupted run)",
+        description="Train a registered model. DATA is a folder of class sub-folders, a CSV of path,label rows, "
+                    "or a built-in name (digits, shapes). Writes RUN_DIR/{last,best}.safetensors, last.state.pt, "
+                    "log.csv, metrics.json (test accuracy included) and curves.png. Runs under torchrun for "
+                    "data-parallel training.",
+    )
+    p.add_argument("--model", required=True, help="registered model name (`cnnkit models` lists them)")
+    p.add_argument("--data", required=True, help="folder, CSV or built-in name (digits, shapes)")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder for checkpoints and logs")
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--batch-size", type=positive_int, default=64, help="per process under torchrun (default 64)")
+    p.add_argument("--lr", type=_positive_float, default=None,
+                   help="peak learning rate (default: 1e-3 for adam/adamw, 0.05 for sgd)")
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="adamw")
+    p.add_argument("--schedule", choices=["none", "cosine", "step", "onecycle"], default="cosine")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum / Adam beta1 (default 0.9)")
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--warmup-epochs", type=float, default=0.0)
+    p.add_argument("--step-size", type=positive_int, default=10, help="'step' schedule period in epochs")
+    p.add_argument("--gamma", type=float, default=0.1, help="'step' schedule factor")
+    p.add_argument("--grad-clip", type=_positive_float, default=None, metavar="MAX_NORM")
+    p.add_argument("--early-stopping", type=positive_int, default=None, metavar="PATIENCE",
+                   help="stop after PATIENCE epochs without a better validation accuracy")
+    p.add_argument("--label-smoothing", type=_fraction, default=0.0)
+    p.add_argument("--augment", default=None, metavar="SPEC",
+                   help="training augmentation, e.g. 'crop,rotate' or 'default' (`cnnkit augment --list`)")
+    p.add_argument("--image-size", type=positive_int, default=None, help="resize images to SIZE x SIZE")
+    p.add_argument("--in-chans", type=int, choices=[1, 3], default=None,
+                   help="image channels (default: the model's, e.g. 1 for lenet5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights, data order and augmentation")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test split (default 0)")
+    p.add_argument("--workers", type=int, default=0, help="data-loading processes (default 0)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory layout")
+    p.add_argument("--strict", action="store_true", help="stop at an unreadable image or an empty class folder "
+                                                          "(default: skip it with a warning)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="STEPS",
+                   help="also checkpoint every STEPS optimizer steps, so a killed run resumes mid-epoch")
+    p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--weights", default=None, metavar="FILE", help="start from these weights (transfer learning)")
+    freeze = p.add_mutually_exclusive_group()
+    freeze.add_argument("--freeze", choices=["backbone"], default=None, help="train only the new head")
+    freeze.add_argument("--finetune-last", type=positive_int, default=None, metavar="N",
+                        help="train the head and the last N stages")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch still)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import os
+    from pathlib import Path
+
+    import torch
+
+    from cnnkit.errors import InputError
+    from cnnkit.models import create_model
+    from cnnkit.train import TrainConfig, evaluate, fit
+    from cnnkit.train import distributed as dist
+    from cnnkit.train.callbacks import PrintEpochs
+    from cnnkit.train.checkpointing import BEST_FILE, has_state
+    from cnnkit.train.logging import write_json
+    from cnnkit.train.runs import default_in_chans, load_split, one_line_warnings, run_meta
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    if not args.resume and has_state(out):
+        raise InputError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+    if args.workers < 0:
+        raise InputError(f"--workers must be 0 or more, got {args.workers}")
+    in_chans = args.in_chans or default_in_chans(args.model)
+    lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 1e-3)
+    config = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=lr, momentum=args.momentum,
+        weight_decay=args.weight_decay, schedule=args.schedule, step_size=args.step_size, gamma=args.gamma,
+        warmup_epochs=args.warmup_epochs, grad_clip=args.grad_clip, early_stopping_patience=args.early_stopping,
+        channels_last=args.channels_last, bf16=args.bf16, seed=args.seed, num_workers=args.workers,
+        label_smoothing=args.label_smoothing, device=args.device, checkpoint_every=args.checkpoint_every,
+    )
+    main = int(os.environ.get("RANK", "0")) == 0  # torchrun's rank (the process group starts inside fit)
+    with one_line_warnings("cnnkit train", show=main):  # other ranks would only repeat rank 0's warnings
+        kw = {"image_size": args.image_size, "in_chans": in_chans, "split_seed": args.split_seed,
+              "strict": args.strict}
+        train_ds = load_split(args.data, "train", **kw)
+        val_ds = load_split(args.data, "val", mean=train_ds.mean, std=train_ds.std, **kw)
+        test_ds = load_split(args.data, "test", mean=train_ds.mean, std=train_ds.std, **kw)
+    if len(train_ds) == 0:
+        raise InputError(f"{args.data}: the training split is empty")
+    if args.augment:
+        from cnnkit.augment import build_transform
+
+        train_ds.transform = build_transform(args.augment, image_size=train_ds.image_size, seed=args.seed)
+
+    num_classes = len(train_ds.classes)
+    model_kwargs = {"num_classes": num_classes, "in_chans": in_chans}
+    torch.manual_seed(args.seed)  # the initial weights follow the seed too
+    model = create_model(args.model, **model_kwargs)
+    if args.weights or args.freeze or args.finetune_last:
+        from cnnkit.train.transfer import apply_transfer
+
+        apply_transfer(model, weights=args.weights, freeze=args.freeze, finetune_last=args.finetune_last,
+                       num_classes=num_classes)
+    meta = run_meta(args.model, model_kwargs, train_ds, source=args.data, split_seed=args.split_seed,
+                    strict=args.strict)
+    if main:
+        n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        print(f"{args.model}: {n_train:,} trainable parameters; {args.data}: {len(train_ds)} train, "
+              f"{len(val_ds)} val, {len(test_ds)} test images, {num_classes} classes"
+              + (f"; {dist.world_size()} processes" if dist.world_size() > 1 else ""))
+    result = fit(model, train_ds, val_ds if len(val_ds) else None, config, out_dir=out, resume=args.resume,
+                 progress=not args.no_progress, meta=meta, callbacks=[PrintEpochs()] if args.no_progress else ())
+
+    if dist.is_main():
+        final = dict(result.final_metrics)
+        if len(test_ds):
+            best = out / BEST_FILE
+            if best.is_file():  # the test set judges the weights validation chose
+                from cnnkit.checkpoint import load_model_file
+
+                test_model, _ = load_model_file(best)
+                which = "best"
+            else:
+                test_model, which = result.model, "last"
+            final["test"] = evaluate(test_model, test_ds, batch_size=config.eval_batch_size)
+            final["test_weights"] = which
+        write_json(out / "metrics.json", {**final, "config": config.to_dict(), "model": meta})
+        line = f"done: {len(result.history)} epochs"
+        if result.best_val_acc is not None:
+            line += f", best val accuracy {result.best_val_acc:.4f}"
+        if "test" in final:
+            line += f", test accuracy {final['test']['accuracy']:.4f} ({final['test_weights']} weights)"
+        print(f"{line}; files in {out}")
+    dist.cleanup()
+    return 0
+
