@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -283,3 +284,45 @@ def test_check_cli(tmp_path, run_cli, monkeypatch):
     torch.save(TinyNet(num_classes=10).state_dict(), tmp_path / "w.pth")
     code, out, _ = run_cli("weights", "check", "tinynet_test", tmp_path / "w.pth", "--num-classes", "4")
     assert code == 0 and "skipped classifier" in out and "fc.weight" in out
+
+
+# ------------------------------------------------------------------ torchvision checkpoints (recorded key sets)
+
+_TV_KEYS = Path(__file__).parent / "data" / "torchvision_state_dicts.json"
+
+
+def _torchvision_state(name: str, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """A state dict with exactly the names and shapes torchvision's `name` has (recorded from torchvision)."""
+    import json
+
+    entries = json.loads(_TV_KEYS.read_text())[name]
+    return {k: torch.zeros(shape, dtype=torch.long if k.endswith("num_batches_tracked") else torch.float32,
+                           device=device) for k, shape in entries}
+
+
+@pytest.mark.skipif(not _TV_KEYS.exists(), reason="no recorded torchvision key sets")
+def test_guess_recognises_every_torchvision_architecture():
+    import json
+
+    names = [n for n in json.loads(_TV_KEYS.read_text()) if n in list_models()]
+    assert names
+    for name in names:
+        guesses = guess_architecture(_torchvision_state(name, "meta"))  # shapes only, no memory
+        assert guesses[0] == (name, 1.0), (name, guesses)
+
+
+@pytest.mark.parametrize("name, head", [("resnet18", "fc"), ("mobilenet_v2", "classifier.1")])
+def test_torchvision_checkpoint_into_a_five_class_model(tmp_path, name, head):
+    if not _TV_KEYS.exists() or name not in list_models():
+        pytest.skip(f"{name} or the recorded torchvision keys are missing")
+    from cnnkit.models import create_model
+
+    state = _torchvision_state(name)
+    # An old torchvision file has no num_batches_tracked (BatchNorm fills it in): drop them, as those files do.
+    state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    torch.save(state, tmp_path / f"{name}-tv.pth")
+    model = create_model(name, num_classes=5)
+    report = load_weights(model, tmp_path / f"{name}-tv.pth")
+    assert sorted(report.skipped_classifier) == [f"{head}.bias", f"{head}.weight"]
+    assert report.ok and len(report.loaded) == len(state) - 2
+    assert all(torch.count_nonzero(model.state_dict()[k]) == 0 for k in report.loaded)  # the file's zeros

@@ -76,11 +76,19 @@ def run_inspect(args) -> int:
 
 
 def run_check(args) -> int:
+    import logging
+
     from cnnkit.models import create_model
     from cnnkit.models.weights import load_weights
 
     kwargs = {} if args.num_classes is None else {"num_classes": args.num_classes}
     model = create_model(args.model, **kwargs)
-    report = load_weights(model, args.file, strict=args.strict)
+    logger = logging.getLogger("cnnkit.weights")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # the report below says it all; the logged warnings would repeat it
+    try:
+        report = load_weights(model, args.file, strict=args.strict)
+    finally:
+        logger.setLevel(level)
     print(report)
     return 0 if report.ok else 1

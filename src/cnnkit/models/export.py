@@ -1,0 +1,181 @@
+"""Export a model for deployment: ONNX (for ONNX Runtime and friends) or TorchScript (for libtorch).
+
+    model = create_model("resnet18")
+    export_model(model, "resnet18.onnx", "onnx")            # batch size stays free in the file
+    export_model(model, "resnet18.pt", "torchscript")
+
+ONNX goes through torch's TorchScript-based exporter (`dynamo=False`): the newer torch.export-based one needs
+the `onnxscript` package, which cnnkit does not require. The file is written atomically, and the cnnkit
+metadata of a checkpoint (classes, mean, std, input size) travels inside it: ONNX `metadata_props["cnnkit"]`,
+TorchScript extra file `cnnkit.json`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from cnnkit.errors import CnnkitError, InputError
+from cnnkit.io import atomic_write
+
+__all__ = ["FORMATS", "OnnxMissingError", "check_export", "export_model", "load_torchscript", "onnx_session"]
+
+FORMATS = ("onnx", "torchscript")
+INPUT_NAME = "images"
+OUTPUT_NAME = "logits"
+ONNX_HINT = "install cnnkit[onnx] (pip install 'cnnkit[onnx]') for ONNX export and ONNX Runtime"
+
+
+class OnnxMissingError(CnnkitError):
+    """onnx or onnxruntime is not installed (they are an optional extra)."""
+
+
+def export_model(model: nn.Module, path: str | os.PathLike, fmt: str = "onnx", *,
+                 input_shape: tuple[int, int, int] | None = None, meta: dict[str, Any] | None = None,
+                 opset: int = 17) -> Path:
+    """Write `model` (in eval mode) as an ONNX or TorchScript file, atomically.
+
+    Args:
+        model: the model to export; it is put in eval mode.
+        path: the file to write (.onnx, .pt).
+        fmt: "onnx" or "torchscript".
+        input_shape: (C, H, W) of one example input; default: the model's `default_input_size`. The batch size
+            is free in the ONNX file; TorchScript traces shape-generic convolution code anyway.
+        meta: JSON-ready metadata stored in the file (classes, mean, std ...).
+        opset: ONNX opset version.
+
+    Returns:
+        The path written.
+
+    Raises:
+        InputError: an unknown format or no input shape.
+        OnnxMissingError: ONNX asked and the onnx package is missing.
+    """
+    if fmt not in FORMATS:
+        raise InputError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    model = model.eval()
+    x = example_input(model, input_shape)
+    data = _onnx_bytes(model, x, meta, opset) if fmt == "onnx" else _torchscript_bytes(model, x, meta)
+    target = Path(path)
+    with atomic_write(target) as f:
+        f.write(data)
+    return target
+
+
+def example_input(model: nn.Module, input_shape: tuple[int, int, int] | None = None, batch: int = 1) -> torch.Tensor:
+    """A random batch of the model's input shape (a private generator: the caller's random stream is untouched)."""
+    shape = input_shape or getattr(model, "default_input_size", None)
+    if shape is None:
+        raise InputError(f"{type(model).__name__} has no default input size; give one, e.g. --size 224")
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn((batch, *shape), generator=gen)
+
+
+def _onnx_bytes(model: nn.Module, x: torch.Tensor, meta: dict[str, Any] | None, opset: int) -> bytes:
+    try:
+        import onnx
+    except ImportError:
+        raise OnnxMissingError(f"ONNX export needs the onnx package: {ONNX_HINT}") from None
+    buf = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter announces its deprecation on every call
+        torch.onnx.export(model, (x,), buf, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
+                          output_names=[OUTPUT_NAME],
+                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+    proto = onnx.load_from_string(buf.getvalue())
+    if meta:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = "cnnkit", json.dumps(meta)
+    proto.producer_name = "cnnkit"
+    return proto.SerializeToString()
+
+
+def _torchscript_bytes(model: nn.Module, x: torch.Tensor, meta: dict[str, Any] | None) -> bytes:
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(model, x, check_trace=False)
+    buf = io.BytesIO()
+    torch.jit.save(traced, buf, _extra_files={"cnnkit.json": json.dumps(meta or {})})
+    return buf.getvalue()
+
+
+def onnx_session(source: str | os.PathLike | bytes, threads: int | None = None):
+    """An ONNX Runtime CPU session on a file (or its bytes), with `threads` intra-op threads (default: torch's)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise OnnxMissingError(f"ONNX Runtime is not installed: {ONNX_HINT}") from None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.log_severity_level = 3  # errors only
+    model = source if isinstance(source, bytes) else str(source)
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def load_torchscript(path: str | os.PathLike) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+    """A TorchScript file written by `export_model` and its cnnkit metadata."""
+    extra = {"cnnkit.json": ""}
+    module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    return module, json.loads(extra["cnnkit.json"] or "{}")
+
+
+def check_export(model: nn.Module, path: str | os.PathLike, fmt: str, x: torch.Tensor) -> float:
+    """Run the exported file on `x` (ONNX Runtime or torch.jit.load) and return its relative error against
+    `model(x)`: max |exported - model| / max |model|."""
+    with torch.no_grad():
+        want = model.eval()(x)
+    if fmt == "onnx":
+        session = onnx_session(path)
+        got = torch.from_numpy(session.run(None, {INPUT_NAME: x.numpy()})[0])
+    else:
+        module, _ = load_torchscript(path)
+        with torch.no_grad():
+            got = module(x)
+    return ((got - want).abs().max() / want.abs().max().clamp_min(1e-12)).item()
+
+
+def load_source(source: str, *, weights: str | os.PathLike | None = None,
+                num_classes: int | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """The model a command-line SOURCE names: a cnnkit model file, or a registered model name.
+
+    Args:
+        source: path of a cnnkit checkpoint (safetensors with cnnkit metadata), or a name such as "resnet50".
+        weights: for a model name, a weights file to load (`load_weights`: .pth, .safetensors ...); without it
+            the weights are random.
+        num_classes: for a model name, the number of classes to build it with.
+
+    Returns:
+        (model in eval mode, metadata: {"model", "model_kwargs", ...}).
+
+    Raises:
+        MissingFileError: SOURCE looks like a path (has a folder or a suffix) and does not exist.
+        UnknownNameError: SOURCE is neither a file nor a registered model.
+    """
+    from cnnkit.checkpoint import load_model_file
+    from cnnkit.errors import MissingFileError
+    from cnnkit.models.registry import create_model
+    from cnnkit.models.weights import load_weights
+
+    path = Path(source)
+    if path.is_file():
+        if weights is not None or num_classes is not None:
+            raise InputError("--weights and --num-classes apply to a model name, not to a checkpoint file")
+        model, meta = load_model_file(path)
+        return model.eval(), meta
+    if os.sep in source or path.suffix in (".safetensors", ".pth", ".pt", ".cnnkit", ".ckpt"):
+        raise MissingFileError(f"file not found: {source}")
+    kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    model = create_model(source, **kwargs)
+    if weights is not None:
+        print(load_weights(model, weights))
+    meta: dict[str, Any] = {"model": source, "model_kwargs": kwargs}
+    if weights is not None:
+        meta["weights"] = Path(weights).name
+    return model.eval(), meta
