@@ -11,6 +11,19 @@ import pytest
 import torch
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Run the suite's torch code on one thread.
+
+    Its layers are small: a second intra-op thread gains little, and where another process shares the two cores
+    (a second test run, a build) the threads wait on each other and forward passes get 10-100x slower.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     np.random.seed(0)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cnnkit.errors import InputError, UnknownNameError
+from cnnkit.threads import torch_threads
 
 # Vertical-edge kernels, light-to-dark positive; the horizontal ones are their transposes.
 FILTERS: dict[str, np.ndarray] = {
@@ -253,11 +254,8 @@ def learn_edge_filter(image: np.ndarray, target_filter: str | np.ndarray = "sobe
     params = [w] + ([b] if b is not None else [])
     velocity = [torch.zeros_like(p) for p in params]
     losses = []
-    threads = torch.get_num_threads()
-    # a 3x3 convolution on a small image is far too small to split across threads: on a busy machine the
-    # threads cost up to 25x more than the arithmetic, so this loop runs on one and restores the setting
-    torch.set_num_threads(1)
-    try:
+    # a 3x3 convolution on a small image is far too small to split across threads
+    with torch_threads(1):
         for _ in range(steps):
             loss = F.mse_loss(F.conv2d(x, w, b), y)
             grads = torch.autograd.grad(loss, params)
@@ -266,8 +264,6 @@ def learn_edge_filter(image: np.ndarray, target_filter: str | np.ndarray = "sobe
                     v.mul_(momentum).add_(g)
                     p.sub_(lr * v)
             losses.append(loss.item())
-    finally:
-        torch.set_num_threads(threads)
     return LearnedFilter(
         kernel=w.detach()[0, 0].double().numpy(), target=target,
         bias=float(b.detach()) if b is not None else None, losses=losses,

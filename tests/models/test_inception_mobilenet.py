@@ -23,14 +23,6 @@ TORCHVISION_JSON = Path(__file__).parent / "data" / "torchvision_state_dicts.jso
 FAMILY = ["googlenet", "mobilenet_v1", "mobilenet_v2", "efficientnet_b0"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These small convolutions gain nothing from threads, and on the shared 2-core machine two threads per
-    # process fighting with other processes were 10-40x slower than one.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def n_params(model: nn.Module) -> int:

@@ -11,14 +11,6 @@ from PIL import Image
 from cnnkit.checkpoint import read_model_meta
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _digit_images(per_class: int):
     from sklearn.datasets import load_digits
 

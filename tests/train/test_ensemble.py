@@ -12,16 +12,6 @@ from cnnkit.errors import InputError
 from cnnkit.models import create_model
 from cnnkit.train.ensemble import ensemble_predict, evaluate_ensemble, format_report
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny layers: one thread is faster than two on a shared machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 KW = {"num_classes": 4, "in_chans": 1, "width": 4}
 
 

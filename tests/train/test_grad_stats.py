@@ -14,15 +14,6 @@ from cnnkit.train import Callback, TrainConfig, fit
 from cnnkit.train.grad_stats import GradNormRecorder, LossRecorder, layer_grad_norms
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny layers: one thread is faster than two on a shared machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _model():
     torch.manual_seed(0)
     return create_model("resnet20_cifar", num_classes=3, in_chans=1, width=4)

@@ -17,14 +17,6 @@ from cnnkit.train.metrics import classification_metrics
 from cnnkit.train.schedule import lr_factor
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _data(n=96, classes=3, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 1, 8, 8, generator=g)

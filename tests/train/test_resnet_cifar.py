@@ -14,16 +14,6 @@ from cnnkit.errors import InputError
 from cnnkit.models import create_model, list_models
 from cnnkit.models.resnet_cifar import _PadShortcut
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny layers: one thread is faster than two on a shared machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # He et al. 2016, Table 6: parameters of the CIFAR-10 ResNets (option A shortcuts, width 16)
 PAPER_PARAMS_M = {20: 0.27, 32: 0.46, 44: 0.66, 56: 0.85, 110: 1.7}
 

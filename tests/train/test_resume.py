@@ -18,14 +18,6 @@ from cnnkit.train import Callback, TrainConfig, fit
 from cnnkit.train.checkpointing import LAST_FILE, STATE_FILE, load_state, sync_last_file
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class Crash(Exception):
     pass
 

@@ -29,13 +29,6 @@ from cnnkit.train.transfer import (
 KW = {"in_chans": 1, "width": 4, "num_classes": 10}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny layers: one thread is faster than two on a shared machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _cifar(**kw):

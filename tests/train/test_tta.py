@@ -14,15 +14,6 @@ from cnnkit.train import evaluate
 from cnnkit.train.tta import five_crop, predict_tta, ten_crop, tta_views
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny layers: one thread is faster than two on a shared machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _manual_crops(img: torch.Tensor, h: int, w: int) -> list[torch.Tensor]:
     """Corners and centre of one image (C, H, W), by explicit pixel loops: the obvious reference."""
     C, H, W = img.shape

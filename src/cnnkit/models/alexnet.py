@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from cnnkit.models.backbone import Backbone
+from cnnkit.models.backbone import Backbone, classifier_layer, collect_stages, with_weights
 from cnnkit.models.registry import register_model
 
 
@@ -81,17 +81,13 @@ class AlexNet(Backbone):
             nn.Dropout(dropout),
             nn.Linear(4096, 4096),
             nn.ReLU(inplace=True),
-            nn.Linear(4096, num_classes) if num_classes > 0 else nn.Identity(),
+            classifier_layer(4096, num_classes),
         )
 
     def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The feature map after each max pool: (B, 64, H/8), (B, 192, H/16), (B, 256, H/32), roughly."""
-        feats = []
-        for layer in self.features:
-            x = layer(x)
-            if isinstance(layer, nn.MaxPool2d):
-                feats.append(x)
-        return feats
+        pools = [i for i, layer in enumerate(self.features) if isinstance(layer, nn.MaxPool2d)]
+        return collect_stages(self.features, x, pools)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """(B, 256, h, w) -> adaptive pool to 6x6 -> fc6, fc7 (B, 4096) -> fc8 (B, num_classes)."""
@@ -103,24 +99,17 @@ class AlexNet(Backbone):
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
-        self.classifier[-1] = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
+        self.classifier[-1] = classifier_layer(self.head_hidden_size, num_classes)
 
-
-def _load(model: nn.Module, weights) -> nn.Module:
-    if weights:
-        from cnnkit.models.weights import load_weights
-
-        load_weights(model, weights)
-    return model
 
 
 @register_model
 def alexnet(*, num_classes: int = 1000, in_chans: int = 3, weights=None, **kwargs) -> AlexNet:
     """AlexNet in torchvision's layout: 61,100,840 parameters; loads torchvision's alexnet checkpoints."""
-    return _load(AlexNet(num_classes=num_classes, in_chans=in_chans, **kwargs), weights)
+    return with_weights(AlexNet(num_classes=num_classes, in_chans=in_chans, **kwargs), weights)
 
 
 @register_model
 def alexnet_paper(*, num_classes: int = 1000, in_chans: int = 3, weights=None, **kwargs) -> AlexNet:
     """AlexNet as in the 2012 paper: 96-256-384-384-256, LRN, grouped convolutions, 60,965,224 parameters."""
-    return _load(AlexNet(num_classes=num_classes, in_chans=in_chans, paper=True, **kwargs), weights)
+    return with_weights(AlexNet(num_classes=num_classes, in_chans=in_chans, paper=True, **kwargs), weights)

@@ -8,6 +8,9 @@ torchvision where the architecture is the same (so `features.0.weight`, `layer1.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Collection
+
 import torch
 import torch.nn as nn
 
@@ -54,3 +57,27 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+def classifier_layer(in_features: int, num_classes: int) -> nn.Module:
+    """The last classification layer: Linear to `num_classes`, or Identity for 0 (a headless feature extractor)."""
+    return nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
+
+
+def collect_stages(layers: nn.Sequential, x: torch.Tensor, stage_ends: Collection[int]) -> list[torch.Tensor]:
+    """Run `layers` in order and keep the output of each layer whose index is in `stage_ends`."""
+    stages = []
+    for i, layer in enumerate(layers):
+        x = layer(x)
+        if i in stage_ends:
+            stages.append(x)
+    return stages
+
+
+def with_weights(model: nn.Module, weights: str | os.PathLike | None) -> nn.Module:
+    """Load the user's weights file into `model` when one is given (the `weights=` argument of every builder)."""
+    if weights is not None:
+        from cnnkit.models.weights import load_weights  # lazy: the weights module imports the registry
+
+        load_weights(model, weights)
+    return model

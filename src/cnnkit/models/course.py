@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from cnnkit.errors import InputError
-from cnnkit.models.backbone import Backbone
+from cnnkit.models.backbone import Backbone, classifier_layer, with_weights
 from cnnkit.models.registry import register_model
 
 
@@ -55,7 +55,7 @@ class CourseConvNet(Backbone):
             fc3=nn.Linear(16 * 5 * 5, 120), act3=nn.ReLU(inplace=True),
             fc4=nn.Linear(120, 84), act4=nn.ReLU(inplace=True),
         ))
-        self.fc5 = nn.Linear(84, num_classes) if num_classes else nn.Identity()
+        self.fc5 = classifier_layer(84, num_classes)
 
     def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The two CONV-POOL stages: (B, 6, 14, 14) and (B, 16, 5, 5) for a 32x32 input."""
@@ -74,7 +74,7 @@ class CourseConvNet(Backbone):
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
-        self.fc5 = nn.Linear(84, num_classes) if num_classes else nn.Identity()
+        self.fc5 = classifier_layer(84, num_classes)
 
 
 @register_model
@@ -87,8 +87,4 @@ def course_convnet(*, num_classes: int = 10, in_chans: int = 3, weights: str | N
         weights: a weights file to load (cnnkit model file, `.pth` or `.safetensors`); None: fresh weights.
     """
     model = CourseConvNet(num_classes=num_classes, in_chans=in_chans)
-    if weights is not None:
-        from cnnkit.models.weights import load_weights
-
-        load_weights(model, weights)
-    return model
+    return with_weights(model, weights)

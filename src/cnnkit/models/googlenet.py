@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from cnnkit.layers.inception import BasicConv2d, InceptionAux, InceptionModule
-from cnnkit.models.backbone import Backbone
+from cnnkit.models.backbone import Backbone, classifier_layer
 from cnnkit.models.registry import register_model
 
 # (in, 1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj) per inception module: Table 1 of the paper
@@ -82,7 +82,7 @@ class GoogLeNet(Backbone):
         self.dropout = nn.Dropout(dropout)
         self.num_features = 1024
         self.stage_channels = [64, 192, 480, 832, 1024]
-        self.fc = nn.Linear(1024, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = classifier_layer(1024, num_classes)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -129,10 +129,10 @@ class GoogLeNet(Backbone):
     def reset_classifier(self, num_classes: int) -> None:
         """New main classifier (and auxiliary last layers, so all heads predict the same classes)."""
         self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = classifier_layer(self.num_features, num_classes)
         for head in (self.aux1, self.aux2):
             if head is not None:
-                head.fc2 = nn.Linear(1024, num_classes) if num_classes > 0 else nn.Identity()
+                head.fc2 = classifier_layer(1024, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | GoogLeNetOutputs:
         if self.training and self.aux_logits:

@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from cnnkit.errors import InputError
 from cnnkit.layers.activations import LayerType, create_act
-from cnnkit.models.backbone import Backbone
+from cnnkit.models.backbone import Backbone, classifier_layer, with_weights
 from cnnkit.models.registry import register_model
 
 
@@ -63,7 +63,7 @@ class LeNet5(Backbone):
         self.act = create_act(act_layer, inplace=False)
         self.dropout = nn.Dropout(dropout)
         self.num_classes = num_classes
-        self.output = nn.Linear(84, num_classes) if num_classes > 0 else nn.Identity()
+        self.output = classifier_layer(84, num_classes)
         self.stage_channels = [6, 16, 120]
         self.num_features = 120
         self.head_hidden_size = 84
@@ -90,25 +90,18 @@ class LeNet5(Backbone):
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
-        self.output = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
+        self.output = classifier_layer(self.head_hidden_size, num_classes)
 
-
-def _load(model: nn.Module, weights) -> nn.Module:
-    if weights:
-        from cnnkit.models.weights import load_weights
-
-        load_weights(model, weights)
-    return model
 
 
 @register_model
 def lenet5(*, num_classes: int = 10, in_chans: int = 1, weights=None, **kwargs) -> LeNet5:
     """LeNet-5 as published: tanh, average pooling, 61,706 parameters; 32x32 inputs."""
-    return _load(LeNet5(num_classes=num_classes, in_chans=in_chans, **kwargs), weights)
+    return with_weights(LeNet5(num_classes=num_classes, in_chans=in_chans, **kwargs), weights)
 
 
 @register_model
 def lenet5_modern(*, num_classes: int = 10, in_chans: int = 1, weights=None, **kwargs) -> LeNet5:
     """LeNet-5 with ReLU and max pooling (trains faster); same 61,706 parameters."""
     opts = {"act_layer": nn.ReLU, "pool": "max", **kwargs}
-    return _load(LeNet5(num_classes=num_classes, in_chans=in_chans, **opts), weights)
+    return with_weights(LeNet5(num_classes=num_classes, in_chans=in_chans, **opts), weights)

@@ -17,7 +17,7 @@ from cnnkit.errors import InputError
 from cnnkit.layers.conv_bn_act import ConvBnAct
 from cnnkit.layers.depthwise import DepthwiseSeparableConv
 from cnnkit.layers.inverted_residual import InvertedResidual, make_divisible
-from cnnkit.models.backbone import Backbone
+from cnnkit.models.backbone import Backbone, classifier_layer, collect_stages, with_weights
 from cnnkit.models.registry import register_model
 
 # MobileNet v1, Table 1 of the paper: (output channels, stride) of each depthwise separable block
@@ -63,15 +63,10 @@ class _MobileNet(Backbone):
                 nn.init.zeros_(m.bias)
 
     def _linear(self, num_classes: int) -> nn.Module:
-        return nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        return classifier_layer(self.num_features, num_classes)
 
     def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        stages = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in self._ends:
-                stages.append(x)
-        return stages
+        return collect_stages(self.features, x, self._ends)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
@@ -153,11 +148,7 @@ class MobileNetV2(_MobileNet):
 
 def _mobilenet(cls: type[_MobileNet], weights: str | None, **kwargs) -> _MobileNet:
     model = cls(**kwargs)
-    if weights is not None:
-        from cnnkit.models.weights import load_weights  # lazy: building a model must not need the loader
-
-        load_weights(model, weights)
-    return model
+    return with_weights(model, weights)
 
 
 @register_model

@@ -25,7 +25,7 @@ import torch.nn as nn
 from cnnkit.errors import InputError
 from cnnkit.layers.activations import LayerType, create_act, get_norm_layer
 from cnnkit.layers.residual import ConvolutionalBlock, IdentityBlock, PlainBlock
-from cnnkit.models.backbone import Backbone
+from cnnkit.models.backbone import Backbone, classifier_layer, with_weights
 from cnnkit.models.registry import register_model
 
 _BASE_WIDTHS = (64, 128, 256, 512)
@@ -111,7 +111,7 @@ class ResNet(Backbone):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.num_classes = num_classes
-        self.fc = nn.Linear(channels, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = classifier_layer(channels, num_classes)
         self._init_weights(init, zero_init_residual)
 
     def _init_weights(self, init: str, zero_init_residual: bool) -> None:
@@ -158,19 +158,12 @@ class ResNet(Backbone):
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = classifier_layer(self.num_features, num_classes)
 
-
-def _load(model: nn.Module, weights) -> nn.Module:
-    if weights:
-        from cnnkit.models.weights import load_weights
-
-        load_weights(model, weights)
-    return model
 
 
 def _resnet(layers, bottleneck, *, weights=None, **kwargs) -> ResNet:
-    return _load(ResNet(layers, bottleneck, **kwargs), weights)
+    return with_weights(ResNet(layers, bottleneck, **kwargs), weights)
 
 
 @register_model

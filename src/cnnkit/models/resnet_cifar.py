@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cnnkit.errors import InputError
-from cnnkit.models.backbone import Backbone
+from cnnkit.models.backbone import Backbone, classifier_layer, with_weights
 from cnnkit.models.registry import register_model
 
 _NORMS = {"batch": nn.BatchNorm2d, "none": nn.Identity}
@@ -111,7 +111,7 @@ class CifarResNet(Backbone):
             stages.append(nn.Sequential(*blocks))
             in_ch = ch
         self.layer1, self.layer2, self.layer3 = stages
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = classifier_layer(self.num_features, num_classes)
         if init == "kaiming":
             for m in self.modules():
                 if isinstance(m, nn.Conv2d):
@@ -133,16 +133,12 @@ class CifarResNet(Backbone):
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = classifier_layer(self.num_features, num_classes)
 
 
 def _cifar(depth: int, residual: bool, weights, kwargs) -> CifarResNet:
     model = CifarResNet(depth, residual=residual, **kwargs)
-    if weights:
-        from cnnkit.models.weights import load_weights
-
-        load_weights(model, weights)
-    return model
+    return with_weights(model, weights)
 
 
 # Builders take CifarResNet's keyword arguments (width, shortcut, norm, init) besides those spelled out.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from cnnkit.models.backbone import Backbone
+from cnnkit.models.backbone import Backbone, classifier_layer, collect_stages, with_weights
 from cnnkit.models.registry import register_model
 
 # Output channels of each 3x3 convolution; "M" is a 2x2/2 max pool.
@@ -100,12 +100,8 @@ class VGG(Backbone):
 
     def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The feature map after each max pool: (B, 64, H/2, W/2), ..., (B, 512, H/32, W/32)."""
-        feats = []
-        for layer in self.features:
-            x = layer(x)
-            if isinstance(layer, nn.MaxPool2d):
-                feats.append(x)
-        return feats
+        pools = [i for i, layer in enumerate(self.features) if isinstance(layer, nn.MaxPool2d)]
+        return collect_stages(self.features, x, pools)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """(B, 512, h, w) -> adaptive pool to 7x7 -> fc6, fc7 (B, 4096) -> fc8 (B, num_classes)."""
@@ -117,16 +113,12 @@ class VGG(Backbone):
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
-        self.classifier[-1] = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
+        self.classifier[-1] = classifier_layer(self.head_hidden_size, num_classes)
 
 
 def _vgg(config: str, batch_norm: bool, *, weights=None, **kwargs) -> VGG:
     model = VGG(_CONFIGS[config], batch_norm=batch_norm, **kwargs)
-    if weights:
-        from cnnkit.models.weights import load_weights
-
-        load_weights(model, weights)
-    return model
+    return with_weights(model, weights)
 
 
 @register_model

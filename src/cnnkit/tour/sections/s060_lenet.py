@@ -6,10 +6,11 @@ edge detectors, the feature maps they produce, the training curves, and where th
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 import numpy as np
+
+from cnnkit.threads import torch_threads
 
 TITLE = "LeNet-5 on handwritten digits"
 ORDER = 60
@@ -20,17 +21,6 @@ EPOCHS = 15
 QUICK_TRAIN = 300  # training images in quick mode (one epoch)
 
 
-@contextlib.contextmanager
-def _one_thread():
-    """LeNet's layers are too small to gain from several threads: on two shared cores, extra threads only wait."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _config(epochs: int, seed: int):
@@ -152,7 +142,7 @@ def build(section, ctx) -> None:
         f"(ReLU, max pooling), AdamW with a cosine schedule, light augmentation ({AUGMENT}), "
         f"{1 if ctx.quick else EPOCHS} epoch(s)."
     )
-    with _one_thread():
+    with torch_threads(1):
         result, test, seconds = train_lenet(seed=ctx.seed, quick=ctx.quick)
         model = result.model
         metrics = evaluate(model, test)

@@ -9,11 +9,12 @@ within a small factor.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from cnnkit.threads import torch_threads
 
 TITLE = "Why residual networks: plain vs ResNet"
 ORDER = 70
@@ -24,17 +25,6 @@ IMAGE_SIZE = 16
 WIDTH = 8
 
 
-@contextlib.contextmanager
-def single_thread():
-    """Run torch on one thread: these networks' layers are too small to gain from splitting them."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @dataclass
@@ -163,7 +153,7 @@ def _grad_figure(panels: list[tuple[str, np.ndarray, np.ndarray]], depth: int):
 def build(section, ctx) -> None:
     depths = (56,) if ctx.quick else (20, 56)
     epochs = 1 if ctx.quick else 6
-    with single_thread():
+    with torch_threads(1):
         train, val = load_digits(ctx.seed, n_train=320 if ctx.quick else None)
         runs = [train_one(f"{kind}{d}_cifar", train, val, epochs=epochs, seed=ctx.seed)
                 for d in depths for kind in ("plain", "resnet")]

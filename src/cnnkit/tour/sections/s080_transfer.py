@@ -13,7 +13,7 @@ import copy
 import time
 from pathlib import Path
 
-from cnnkit.tour.sections.s070_resnet_vs_plain import single_thread
+from cnnkit.threads import torch_threads
 
 TITLE = "Transfer learning: freeze, fine-tune or train from scratch"
 ORDER = 80
@@ -199,7 +199,7 @@ def build(section, ctx) -> None:
     per_class = 5
     sweep_counts = () if ctx.quick else (2, 20)
     pre_epochs, steps = (1, 10) if ctx.quick else (8, 120)
-    with single_thread(), tempfile.TemporaryDirectory() as cache_dir:
+    with torch_threads(1), tempfile.TemporaryDirectory() as cache_dir:
         digits = load_digits(ctx.seed)
         weights, source = pretrain(digits, ctx.out_dir, ctx.seed, pre_epochs)
         xt, yt = select(digits["train"], TARGET_CLASSES)
