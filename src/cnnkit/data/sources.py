@@ -82,7 +82,7 @@ def _probe_all(paths: list[Path], strict: bool, what: list[str]) -> list[tuple[i
             sizes.append(probe_image(path))
         except FileFormatError as e:
             if strict:
-                msg = f"{e}{label}; remove or replace it, or load with strict=False to skip it"
+                msg = f"{e}{label}; remove or replace it, or drop --strict (strict=False) to skip it with a warning"
                 raise FileFormatError(msg) from None
             warnings.warn(f"skipping unreadable image {path}{label}", DataWarning, stacklevel=4)
             sizes.append(None)
