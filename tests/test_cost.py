@@ -84,7 +84,7 @@ def test_conv_vs_fully_connected_course_example():
 def test_errors():
     with pytest.raises(InputError, match="odd"):
         bottleneck_cost(f=4)
-    with pytest.raises(InputError, match="does not fit"):
+    with pytest.raises(InputError, match="larger than the padded input"):
         conv_macs((3, 4, 4), 8, 5)
     with pytest.raises(InputError, match="groups"):
         conv_macs((3, 8, 8), 8, 3, groups=2)

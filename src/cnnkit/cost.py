@@ -21,15 +21,8 @@ import torch
 import torch.nn as nn
 
 from cnnkit.errors import InputError
+from cnnkit.shapes import conv_output_size
 from cnnkit.summary import fc_equivalent_params, summary
-
-
-def conv_output_size(n: int, f: int, padding: int = 0, stride: int = 1) -> int:
-    """Output length of a convolution along one axis: floor((n + 2p - f) / s) + 1."""
-    out = (n + 2 * padding - f) // stride + 1
-    if out < 1:
-        raise InputError(f"a {f}x{f} filter (padding {padding}, stride {stride}) does not fit an input of size {n}")
-    return out
 
 
 def conv_macs(in_shape: tuple[int, int, int], out_channels: int, f: int, *, padding: int = 0, stride: int = 1,
@@ -47,7 +40,7 @@ def conv_macs(in_shape: tuple[int, int, int], out_channels: int, f: int, *, padd
     c, h, w = _check_shape(in_shape)
     if c % groups or out_channels % groups:
         raise InputError(f"groups={groups} must divide the {c} input and {out_channels} output channels")
-    h2, w2 = conv_output_size(h, f, padding, stride), conv_output_size(w, f, padding, stride)
+    h2, w2 = conv_output_size(h, f, stride=stride, pad=padding), conv_output_size(w, f, stride=stride, pad=padding)
     return h2 * w2 * out_channels * f * f * (c // groups)
 
 
@@ -92,7 +85,8 @@ def conv_vs_fully_connected(in_shape: tuple[int, int, int] = (3, 32, 32), out_ch
     3,072 x 4,704 weights (+ 4,704 biases) = 14,455,392 for the fully-connected layer.
     """
     c, h, w = _check_shape(in_shape)
-    out = (out_channels, conv_output_size(h, f, padding, stride), conv_output_size(w, f, padding, stride))
+    out = (out_channels, conv_output_size(h, f, stride=stride, pad=padding),
+           conv_output_size(w, f, stride=stride, pad=padding))
     n_in, n_out = c * h * w, out[0] * out[1] * out[2]
     return ConvVsFC(
         in_shape=(c, h, w), out_shape=out,
@@ -207,7 +201,7 @@ def separable_cost(in_shape: tuple[int, int, int] = (3, 6, 6), out_channels: int
     432 + 240 = 672 separably, a ratio of 0.311 = 1/5 + 1/9.
     """
     c, h, w = _check_shape(in_shape)
-    h2, w2 = conv_output_size(h, f, padding), conv_output_size(w, f, padding)
+    h2, w2 = conv_output_size(h, f, pad=padding), conv_output_size(w, f, pad=padding)
     return SeparableCost(
         in_shape=(c, h, w), out_channels=out_channels, f=f,
         standard_macs=conv_macs((c, h, w), out_channels, f, padding=padding),
