@@ -11,14 +11,13 @@ Both pool adaptively to 6x6 before the classifier, so they accept inputs from ab
 
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 
-from cnnkit.models.backbone import Backbone, classifier_layer, collect_stages, with_weights
+from cnnkit.models.backbone import MLPHeadBackbone, classifier_layer, with_weights
 from cnnkit.models.registry import register_model
 
 
-class AlexNet(Backbone):
+class AlexNet(MLPHeadBackbone):
     """AlexNet: five convolutions with three max pools, adaptive 6x6 average pool, three fully connected layers.
 
     Args:
@@ -83,24 +82,6 @@ class AlexNet(Backbone):
             nn.ReLU(inplace=True),
             classifier_layer(4096, num_classes),
         )
-
-    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The feature map after each max pool: (B, 64, H/8), (B, 192, H/16), (B, 256, H/32), roughly."""
-        pools = [i for i, layer in enumerate(self.features) if isinstance(layer, nn.MaxPool2d)]
-        return collect_stages(self.features, x, pools)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """(B, 256, h, w) -> adaptive pool to 6x6 -> fc6, fc7 (B, 4096) -> fc8 (B, num_classes)."""
-        x = torch.flatten(self.avgpool(x), 1)
-        return self.classifier[:-1](x) if pre_logits else self.classifier(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.classifier[-1]
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.classifier[-1] = classifier_layer(self.head_hidden_size, num_classes)
-
 
 
 @register_model

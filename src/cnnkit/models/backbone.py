@@ -81,3 +81,65 @@ def with_weights(model: nn.Module, weights: str | os.PathLike | None) -> nn.Modu
 
         load_weights(model, weights)
     return model
+
+
+def stage_ends_from_strides(strides: list[int]) -> list[int]:
+    """Index of the last layer at each resolution: the layer before every stride-2 one, and the very last."""
+    return [i - 1 for i, s in enumerate(strides) if s == 2 and i > 0] + [len(strides) - 1]
+
+
+class MLPHeadBackbone(Backbone):
+    """torchvision's AlexNet and VGG layout: `features` (convolutions and max pools), `avgpool` to a fixed grid, and
+    `classifier`, an nn.Sequential of hidden layers ending with the Linear to the classes.
+
+    A stage ends at each max pool; `forward_head(pre_logits=True)` stops before the last Linear.
+    """
+
+    features: nn.Sequential
+    avgpool: nn.Module
+    classifier: nn.Sequential
+
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        pools = [i for i, layer in enumerate(self.features) if isinstance(layer, nn.MaxPool2d)]
+        return collect_stages(self.features, x, pools)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(self.avgpool(x), 1)  # (B, C * grid * grid)
+        return self.classifier[:-1](x) if pre_logits else self.classifier(x)
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier[-1]
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.classifier[-1] = classifier_layer(self.head_hidden_size, num_classes)
+
+
+class DropoutLinearHeadBackbone(Backbone):
+    """torchvision's MobileNet and EfficientNet layout: `features` (nn.Sequential) whose stages end at the indices
+    in `stage_ends`, global average pooling `avgpool`, and `classifier` = (Dropout, Linear).
+
+    `forward_head(pre_logits=True)` returns the pooled features after the dropout.
+    """
+
+    features: nn.Sequential
+    stage_ends: list[int]
+    avgpool: nn.Module
+    classifier: nn.Sequential
+
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return collect_stages(self.features, x, self.stage_ends)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.classifier[0](torch.flatten(self.avgpool(x), 1))  # (B, num_features)
+        return x if pre_logits else self.classifier[1](x)
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier[1]
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.classifier[1] = classifier_layer(self.num_features, num_classes)

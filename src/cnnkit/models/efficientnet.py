@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import math
 
-import torch
 import torch.nn as nn
 
 from cnnkit.errors import InputError
 from cnnkit.layers.conv_bn_act import ConvBnAct
 from cnnkit.layers.inverted_residual import MBConv, make_divisible
-from cnnkit.models.backbone import Backbone, classifier_layer, collect_stages, with_weights
+from cnnkit.models.backbone import DropoutLinearHeadBackbone, classifier_layer, stage_ends_from_strides, with_weights
 from cnnkit.models.registry import register_model
 
 # Table 1 of the paper: expansion, kernel, first stride, input channels, output channels, repeats
@@ -33,7 +32,7 @@ _B0_STAGES = [
 ]
 
 
-class EfficientNet(Backbone):
+class EfficientNet(DropoutLinearHeadBackbone):
     """EfficientNet: stem, seven MBConv stages, a 1x1 convolution to 4x the last width, pooling and a linear head.
 
     Args:
@@ -74,12 +73,12 @@ class EfficientNet(Backbone):
         channels.append(last)
         strides.append(1)
         self.features = nn.Sequential(*layers)
-        self._ends = [i - 1 for i, s in enumerate(strides) if s == 2 and i > 0] + [len(strides) - 1]
-        self.stage_channels = [channels[i] for i in self._ends]
+        self.stage_ends = stage_ends_from_strides(strides)
+        self.stage_channels = [channels[i] for i in self.stage_ends]
         self.num_features = last
         self.num_classes = num_classes
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(nn.Dropout(dropout), self._linear(num_classes))
+        self.classifier = nn.Sequential(nn.Dropout(dropout), classifier_layer(self.num_features, num_classes))
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -96,26 +95,6 @@ class EfficientNet(Backbone):
                 r = 1.0 / math.sqrt(m.out_features)
                 nn.init.uniform_(m.weight, -r, r)
                 nn.init.zeros_(m.bias)
-
-    def _linear(self, num_classes: int) -> nn.Module:
-        return classifier_layer(self.num_features, num_classes)
-
-    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return collect_stages(self.features, x, self._ends)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.classifier[0](torch.flatten(self.avgpool(x), 1))  # (B, num_features)
-        return x if pre_logits else self.classifier[1](x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.classifier[1]
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.classifier[1] = self._linear(num_classes)
 
 
 def _efficientnet(weights: str | None, **kwargs) -> EfficientNet:

@@ -10,14 +10,13 @@ torchvision has no v1; its keys follow the same `features.N` / `classifier.1` pa
 
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 
 from cnnkit.errors import InputError
 from cnnkit.layers.conv_bn_act import ConvBnAct
 from cnnkit.layers.depthwise import DepthwiseSeparableConv
 from cnnkit.layers.inverted_residual import InvertedResidual, make_divisible
-from cnnkit.models.backbone import Backbone, classifier_layer, collect_stages, with_weights
+from cnnkit.models.backbone import DropoutLinearHeadBackbone, classifier_layer, stage_ends_from_strides, with_weights
 from cnnkit.models.registry import register_model
 
 # MobileNet v1, Table 1 of the paper: (output channels, stride) of each depthwise separable block
@@ -28,27 +27,23 @@ _V2_BLOCKS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96
               (6, 320, 1, 1)]
 
 
-def _stage_ends(strides: list[int]) -> list[int]:
-    """Indices of the last layer of each resolution: the layer before every stride-2 one, and the last."""
-    return [i - 1 for i, s in enumerate(strides) if s == 2 and i > 0] + [len(strides) - 1]
-
-
-class _MobileNet(Backbone):
+class _MobileNet(DropoutLinearHeadBackbone):
     """What both versions share: `features` (nn.Sequential), average pooling, `classifier` = dropout + linear.
 
     Subclasses build `self.features` and call `_finish(strides, num_classes, dropout)`.
     """
 
-    features: nn.Sequential
-
     def _finish(self, strides: list[int], num_classes: int, dropout: float) -> None:
-        self._ends = _stage_ends(strides)
-        if len(self._ends) != 5:  # the contract promises strides 2, 4, 8, 16, 32
-            raise InputError(f"{type(self).__name__}: expected 5 resolutions, the block table gives {len(self._ends)}")
-        self.stage_channels = [self.features[i].out_channels for i in self._ends]
+        self.stage_ends = stage_ends_from_strides(strides)
+        if len(self.stage_ends) != 5:  # the contract promises strides 2, 4, 8, 16, 32
+            raise InputError(
+                f"{type(self).__name__}: expected 5 resolutions, the block table gives {len(self.stage_ends)}"
+            )
+        self.stage_channels = [self.features[i].out_channels for i in self.stage_ends]
         self.num_features = self.stage_channels[-1]
         self.num_classes = num_classes
-        self.classifier = nn.Sequential(nn.Dropout(dropout), self._linear(num_classes))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Dropout(dropout), classifier_layer(self.num_features, num_classes))
         # torchvision's initialisation
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -61,26 +56,6 @@ class _MobileNet(Backbone):
             elif isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)
-
-    def _linear(self, num_classes: int) -> nn.Module:
-        return classifier_layer(self.num_features, num_classes)
-
-    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return collect_stages(self.features, x, self._ends)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)  # (B, num_features)
-        return self.classifier[0](x) if pre_logits else self.classifier(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.classifier[1]
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.classifier[1] = self._linear(num_classes)
 
 
 class MobileNetV1(_MobileNet):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from cnnkit.models.backbone import Backbone, classifier_layer, collect_stages, with_weights
+from cnnkit.models.backbone import MLPHeadBackbone, with_weights
 from cnnkit.models.registry import register_model
 
 # Output channels of each 3x3 convolution; "M" is a 2x2/2 max pool.
@@ -30,7 +30,7 @@ def _linear(in_features: int, out_features: int) -> nn.Linear:
     return nn.utils.skip_init(nn.Linear, in_features, out_features, device=torch.get_default_device())
 
 
-class VGG(Backbone):
+class VGG(MLPHeadBackbone):
     """A VGG network from a configuration list.
 
     Args:
@@ -97,23 +97,6 @@ class VGG(Backbone):
             elif isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)
-
-    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The feature map after each max pool: (B, 64, H/2, W/2), ..., (B, 512, H/32, W/32)."""
-        pools = [i for i, layer in enumerate(self.features) if isinstance(layer, nn.MaxPool2d)]
-        return collect_stages(self.features, x, pools)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """(B, 512, h, w) -> adaptive pool to 7x7 -> fc6, fc7 (B, 4096) -> fc8 (B, num_classes)."""
-        x = torch.flatten(self.avgpool(x), 1)
-        return self.classifier[:-1](x) if pre_logits else self.classifier(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.classifier[-1]
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.classifier[-1] = classifier_layer(self.head_hidden_size, num_classes)
 
 
 def _vgg(config: str, batch_norm: bool, *, weights=None, **kwargs) -> VGG:
