@@ -26,7 +26,10 @@ def require_file(path: str | os.PathLike) -> Path:
 
 
 def read_image(path: str | os.PathLike, mode: str = "RGB") -> np.ndarray:
-    """Read an image file as a uint8 array.
+    """Read an image file as a uint8 array, whatever its bit depth, palette, alpha or EXIF orientation.
+
+    16-bit and float images are scaled by their range (not clipped), palettes expanded, transparency composited
+    over white, CMYK converted, and the EXIF orientation applied (see `cnnkit.imread.to_8bit`).
 
     Args:
         path: image file (PNG, JPEG, BMP, TIFF ...).
@@ -38,11 +41,15 @@ def read_image(path: str | os.PathLike, mode: str = "RGB") -> np.ndarray:
     """
     from PIL import Image, UnidentifiedImageError
 
+    from cnnkit.imread import to_8bit
+
     p = require_file(path)
     try:
         with Image.open(p) as im:
             im.load()
-            return np.asarray(im.convert(mode))
+            return np.asarray(to_8bit(im, mode, where=str(p)))
+    except FileFormatError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise FileFormatError(f"not a readable image: {p} ({type(e).__name__})") from None
 

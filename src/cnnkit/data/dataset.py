@@ -57,16 +57,20 @@ class FileStore:
     def read(self, i: int) -> np.ndarray:
         from PIL import Image
 
+        from cnnkit.imread import to_8bit
+
         path = self.paths[i]
         try:
             with Image.open(path) as im:
                 if im.format == "JPEG" and self.image_size:
                     # JPEG can decode at 1/2, 1/4, 1/8 scale directly: much faster for big photos
                     im.draft("RGB" if self.in_chans == 3 else "L", (self.image_size, self.image_size))
-                im = im.convert("RGB" if self.in_chans == 3 else "L")
+                im = to_8bit(im, "RGB" if self.in_chans == 3 else "L", where=str(path))
                 if self.image_size and im.size != (self.image_size, self.image_size):
                     im = im.resize((self.image_size, self.image_size), Image.BILINEAR)
                 arr = np.asarray(im)
+        except FileFormatError:
+            raise
         except (OSError, SyntaxError, ValueError) as e:
             raise FileFormatError(f"cannot decode image {path} ({type(e).__name__}: {e})") from None
         return arr[:, :, None] if arr.ndim == 2 else arr
