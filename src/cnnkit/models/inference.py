@@ -304,7 +304,8 @@ class BenchResult:
         lines = [
             f"{self.model}: batch {self.batch} of {c}x{h}x{w}, {self.threads} threads, "
             f"{self.macs_per_image / 1e9:.3g} GMACs per image",
-            f"measured peak (fp32 matmul): {self.peak_flops / 1e9:.1f} GFLOP/s",
+            f"peak: {self.peak_flops / 1e9:.1f} GFLOP/s, measured (best of {PEAK_REPEATS} fp32 {PEAK_N}x{PEAK_N} "
+            f"matrix products on the same {self.threads} threads)",
             "",
             f"{'variant':<30} {'img/s':>8} {'median':>8} {'ms/batch':>9} {'GFLOP/s':>8} {'% peak':>7} "
             f"{'vs eager':>8} {'rel.err':>8} {'top-1':>6} {'setup s':>8}",
@@ -318,21 +319,35 @@ class BenchResult:
             lines.append(
                 f"{label:<30} {v.images_per_s:8.2f} {v.median_images_per_s:8.2f} "
                 f"{1000 * self.batch / v.images_per_s:9.1f} {self.flops(name) / 1e9:8.1f} "
-                f"{100 * self.flops(name) / self.peak_flops:6.1f}% {vs if vs else 0:7.2f}x "
+                f"{_percent(self.flops(name), self.peak_flops):>7} {vs if vs else 0:7.2f}x "
                 f"{v.rel_error:8.1e} {100 * v.top1_agreement:5.0f}% {v.setup_s:8.1f}"
             )
+        if any(v.images_per_s and self.flops(n) > self.peak_flops for n, v in self.variants.items()):
+            lines.append("* above the measured matmul peak: the GFLOP/s count the direct convolution's multiply-adds, "
+                         "and fast kernels (Winograd, FFT) do fewer; or other processes slowed the peak measurement")
         lines.append("")
-        for a, b, target in (("fp32", "eager", 3.0), ("fp32", "onnx", 1.5), ("onnx", "eager", None),
-                             ("bf16", "fp32", None)):
+        for a, b in (("fp32", "eager"), ("fp32", "onnx"), ("onnx", "eager"), ("bf16", "fp32")):
             r = self.ratio(a, b)
             if r is not None:
-                goal = f" (target {target:g}x: {'met' if r >= target else 'not met'})" if target else ""
-                lines.append(f"{_VARIANT_LABELS[a]} / {_VARIANT_LABELS[b]}: {r:.2f}x{goal}")
+                lines.append(f"{_VARIANT_LABELS[a]} / {_VARIANT_LABELS[b]}: {r:.2f}x")
         return "\n".join(lines)
 
 
-def measure_peak_flops(n: int = 2048, repeats: int = 3) -> float:
-    """FLOP/s of the best of `repeats` n x n fp32 matrix products (2 n^3 FLOP each): this CPU's practical peak."""
+def _percent(achieved: float, peak: float) -> str:
+    """Achieved over peak as a percentage; above 100 it is marked with * (explained under the table)."""
+    pct = 100.0 * achieved / peak
+    return f"{pct:.1f}%" if pct <= 100.0 else f"{pct:.0f}%*"
+
+
+PEAK_N, PEAK_REPEATS = 3072, 5
+
+
+def measure_peak_flops(n: int = PEAK_N, repeats: int = PEAK_REPEATS) -> float:
+    """FLOP/s of the best of `repeats` n x n fp32 matrix products (2 n^3 FLOP each) on torch's current threads.
+
+    Large enough that BLAS runs at full speed on every thread, best of several so a burst of load from other
+    processes does not lower it: this CPU's practical fp32 peak, what a convolution can hope to reach.
+    """
     gen = torch.Generator().manual_seed(0)
     a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
     a @ b  # warm-up: thread pool, page faults
