@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 TITLE = "Convolution from scratch, checked against PyTorch"
@@ -187,14 +185,10 @@ def _timing_rows(rng: np.random.Generator) -> list[list]:
     Zt = F.conv2d(At, Wt, torch.from_numpy(b), padding=1)
     dZt = torch.from_numpy(np.ascontiguousarray(dZ.transpose(0, 3, 1, 2)))
 
-    def best(fn, n=5):
-        fn()
-        times = []
-        for _ in range(n):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return min(times) * 1e3
+    def best(fn):
+        from cnnkit.timing import time_call
+
+        return time_call(fn, min_repeats=7, min_seconds=0.3)
 
     def torch_forward():
         with torch.no_grad():
@@ -246,8 +240,11 @@ def build(section, ctx) -> None:
     )
     section.code("$ cnnkit shapes --input 32x32x3 " + " ".join(lenet))
     if not ctx.quick:
+        rows = _timing_rows(rng)
         section.table(
-            _timing_rows(rng), ["conv 8x32x32x16 -> 32 filters 3x3, float64", "scratch (ms)", "PyTorch (ms)"],
-            caption="Rough timing, best of 5 (benchmarks/bench_scratch_conv.py measures properly, with the loop "
-                    "reference)",
+            [[op, s.describe(), t.describe(), f"{s.best / t.best:.1f}x"] for op, s, t in rows],
+            ["conv 8x32x32x16 -> 32 filters 3x3, float64", "scratch", "PyTorch", "scratch / PyTorch"],
+            caption="Best of at least 7 runs, with the median and the spread between the quartiles; a spread above "
+                    "25% is marked unreliable (another process was using the cores). "
+                    "benchmarks/bench_scratch_conv.py measures longer, with the loop reference.",
         )

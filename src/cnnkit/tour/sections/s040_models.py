@@ -40,6 +40,7 @@ def _time_models(rows: list[dict], budget_s: float) -> float:
 
     from cnnkit.models import create_model
     from cnnkit.models.inference import prepare_for_inference
+    from cnnkit.timing import time_call
 
     start = time.perf_counter()
     gen = torch.Generator().manual_seed(0)
@@ -49,13 +50,9 @@ def _time_models(rows: list[dict], budget_s: float) -> float:
         # eager backend: folding and channels-last, no compile step (minutes for the whole zoo)
         prepared = prepare_for_inference(create_model(row["name"]), backend="eager")
         x = torch.randn((1, *row["shape"]), generator=gen)
-        prepared(x)  # warm-up: oneDNN primitive creation
-        best = float("inf")
-        for _ in range(2):
-            t = time.perf_counter()
-            prepared(x)
-            best = min(best, time.perf_counter() - t)
-        row["ips"] = 1.0 / best
+        t = time_call(lambda p=prepared, x=x: p(x), min_repeats=5, min_seconds=0.1)  # warm-up: oneDNN set-up
+        row["ips"] = 1.0 / t.best
+        row["spread"] = t.spread
     return time.perf_counter() - start
 
 
@@ -131,21 +128,28 @@ def build(section, ctx) -> None:
         "`cnnkit.models.load_weights(model, 'resnet50-0676ba61.pth')` loads a torchvision checkpoint unchanged; "
         "`cnnkit weights inspect FILE` shows what a file holds and guesses its architecture."
     )
+    from cnnkit.timing import UNRELIABLE_SPREAD
+
     if ctx.quick:
         timing_note = "Speed not measured in quick mode."
     else:
         spent = _time_models(rows, TIME_BUDGET_S)
         timed = sum(r["ips"] is not None for r in rows)
+        shaky = [r["name"] for r in rows if r.get("spread", 0.0) > UNRELIABLE_SPREAD]
+        busy = (f" unreliable (the machine was busy: quartiles more than {UNRELIABLE_SPREAD:.0%} apart), marked "
+                f"with *: {', '.join(shaky)}." if shaky else " every timing was steady (quartiles within "
+                f"{UNRELIABLE_SPREAD:.0%} of the median).")
         timing_note = (
             f"Speed: images per second at batch 1 of `prepare_for_inference(model, backend='eager')` "
-            f"(batch norm folded into the convolutions, channels-last memory, inference mode), best of 2 after "
-            f"a warm-up, on this machine's {_threads()} threads; {timed} of {len(rows)} models timed in "
+            f"(batch norm folded into the convolutions, channels-last memory, inference mode), the best of at "
+            f"least 5 runs after a warm-up, on this machine's {_threads()} threads;{busy} {timed} of {len(rows)} "
+            f"models timed in "
             f"{spent:.0f} s, cheapest first (the others: '-'). `cnnkit bench MODEL` compares the plain model, "
             "the compiled prepared model (fp32 and bf16) and ONNX Runtime at a larger batch."
         )
     table = [
         [r["name"], f"{r['shape'][0]}x{r['shape'][1]}x{r['shape'][2]}", r["params"], f"{r['macs'] / 1e9:.3f}",
-         f"{r['ips']:.1f}" if r["ips"] else "-",
+         (f"{r['ips']:.1f}" + ("*" if r.get("spread", 0.0) > UNRELIABLE_SPREAD else "")) if r["ips"] else "-",
          f"{2 * r['macs'] * r['ips'] / 1e9:.1f}" if r["ips"] else "-"]
         for r in rows
     ]
