@@ -22,9 +22,9 @@ def test_conv_output_size_counts_the_windows(n, f, s, p):
     starts = [i for i in range(0, n + 2 * p) if i + f <= n + 2 * p and i % s == 0]  # every window that fits
     if not starts:
         with pytest.raises(InputError, match="empty"):
-            shapes.conv_output_size(n, f, s, p)
+            shapes.conv_output_size(n, f, stride=s, pad=p)
     else:
-        assert shapes.conv_output_size(n, f, s, p) == len(starts)
+        assert shapes.conv_output_size(n, f, stride=s, pad=p) == len(starts)
 
 
 @SETTINGS
@@ -33,7 +33,7 @@ def test_conv_transpose_output_size_inverts_conv(n, f, s, p, op):
     assume(op < s and (n - 1) * s - 2 * p + f + op >= 1)
     out = shapes.conv_transpose_output_size(n, f, s, p, op)
     # A strided conv maps every one of the s sizes out = ... + op back to n: that is what output_padding picks.
-    assert shapes.conv_output_size(out, f, s, p) == n
+    assert shapes.conv_output_size(out, f, stride=s, pad=p) == n
     layer = nn.ConvTranspose2d(1, 1, f, stride=s, padding=p, output_padding=op)
     assert layer(torch.zeros(1, 1, n, n)).shape[-1] == out
 
@@ -41,7 +41,7 @@ def test_conv_transpose_output_size_inverts_conv(n, f, s, p, op):
 @pytest.mark.parametrize("f", [1, 3, 5, 7, 11])
 def test_same_padding_keeps_the_size(f):
     for n in (f, f + 1, 17, 32):
-        assert shapes.conv_output_size(n, f, 1, shapes.same_padding(f)) == n
+        assert shapes.conv_output_size(n, f, stride=1, pad=shapes.same_padding(f)) == n
 
 
 def test_same_padding_of_even_filter_is_refused():
@@ -157,10 +157,10 @@ def test_bad_layer_specs_are_refused(spec, words):
 
 
 @pytest.mark.parametrize(("call", "words"), [
-    (lambda: shapes.conv_output_size(5, 3, 0, 0), "stride must be at least 1"),
-    (lambda: shapes.conv_output_size(5, 3, 1, -1), "padding must be at least 0"),
-    (lambda: shapes.conv_output_size(5, 8, 1, 1), "larger than the padded input"),
-    (lambda: shapes.conv_output_size(5, 3.0, 1, 0), "whole number"),
+    (lambda: shapes.conv_output_size(5, 3, stride=0, pad=0), "stride must be at least 1"),
+    (lambda: shapes.conv_output_size(5, 3, stride=1, pad=-1), "padding must be at least 0"),
+    (lambda: shapes.conv_output_size(5, 8, stride=1, pad=1), "larger than the padded input"),
+    (lambda: shapes.conv_output_size(5, 3.0, stride=1, pad=0), "whole number"),
     (lambda: shapes.pool_output_size(0, 2), "input size"),
     (lambda: shapes.conv_transpose_output_size(2, 3, 2, 0, 2), "output_padding"),
     (lambda: shapes.conv_transpose_output_size(1, 1, 1, 1), "crops the whole"),
@@ -198,3 +198,10 @@ def test_cli_help_documents_the_syntax(run_cli):
     code, out, _ = run_cli("shapes", "--help")
     assert code == 0
     assert "conv<F>" in out and "pool<F>" in out and "fc<N>" in out
+
+
+def test_conv_output_size_takes_stride_and_pad_by_name_only():
+    """The README once gave the order (n, f, pad, stride): positional arguments are now refused, not swapped."""
+    assert shapes.conv_output_size(32, 5, stride=1, pad=2) == 32
+    with pytest.raises(TypeError):
+        shapes.conv_output_size(32, 5, 2, 1)

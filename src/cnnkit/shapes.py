@@ -50,8 +50,11 @@ def check_int(value, name: str, minimum: int) -> int:
     return value
 
 
-def conv_output_size(n: int, f: int, stride: int = 1, pad: int = 0) -> int:
+def conv_output_size(n: int, f: int, *, stride: int = 1, pad: int = 0) -> int:
     """Output length of a convolution along one axis: ``floor((n + 2p - f) / s) + 1``.
+
+    `stride` and `pad` are keyword-only: the course writes the formula with p before s, other texts the other
+    way round, and a silent swap gives a wrong size (32 becomes 15).
 
     Args:
         n: input length (n_H or n_W).
@@ -75,12 +78,12 @@ def conv_output_size(n: int, f: int, stride: int = 1, pad: int = 0) -> int:
     return (n + 2 * pad - f) // stride + 1
 
 
-def pool_output_size(n: int, f: int, stride: int | None = None, pad: int = 0) -> int:
+def pool_output_size(n: int, f: int, *, stride: int | None = None, pad: int = 0) -> int:
     """Output length of a pooling layer along one axis; the stride defaults to the window size ``f``.
 
     Same formula and errors as `conv_output_size`.
     """
-    return conv_output_size(n, f, f if stride is None else stride, pad)
+    return conv_output_size(n, f, stride=f if stride is None else stride, pad=pad)
 
 
 def conv_transpose_output_size(n: int, f: int, stride: int = 1, pad: int = 0, output_padding: int = 0) -> int:
@@ -295,8 +298,8 @@ def trace(input_shape: tuple[int, int, int], layers: list[Layer | str]) -> list[
                     h2 = conv_transpose_output_size(h, layer.f[0], layer.stride, layer.pad, layer.output_padding)
                     w2 = conv_transpose_output_size(w, layer.f[1], layer.stride, layer.pad, layer.output_padding)
                 else:
-                    h2 = conv_output_size(h, layer.f[0], layer.stride, layer.pad)
-                    w2 = conv_output_size(w, layer.f[1], layer.stride, layer.pad)
+                    h2 = conv_output_size(h, layer.f[0], stride=layer.stride, pad=layer.pad)
+                    w2 = conv_output_size(w, layer.f[1], stride=layer.stride, pad=layer.pad)
             except InputError as e:
                 raise InputError(f"{where} on a {h}x{w}x{c} input: {e}") from None
             c_out = (layer.channels or c) if layer.kind in ("conv", "tconv") else c

@@ -77,8 +77,8 @@ def _conv_args(A_prev, W, b, hparameters):
     stride, pad = _checks.hyper(hparameters, ("stride", "pad"))
     (_, n_H_prev, n_W_prev, _), (fh, fw) = A_prev.shape, W.shape[:2]
     try:
-        n_H = conv_output_size(n_H_prev, fh, stride, pad)
-        n_W = conv_output_size(n_W_prev, fw, stride, pad)
+        n_H = conv_output_size(n_H_prev, fh, stride=stride, pad=pad)
+        n_W = conv_output_size(n_W_prev, fw, stride=stride, pad=pad)
     except InputError as e:
         raise InputError(f"A_prev {A_prev.shape} with W {W.shape}: {e}") from None
     return A_prev, W, b, stride, pad, n_H, n_W

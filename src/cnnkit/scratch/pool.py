@@ -70,8 +70,8 @@ def _pool_args(A_prev, hparameters, mode):
     A_prev = _checks.activations(A_prev, "A_prev", dtype)
     f, stride = _checks.hyper(hparameters, ("f", "stride"))
     try:
-        n_H = pool_output_size(A_prev.shape[1], f, stride)
-        n_W = pool_output_size(A_prev.shape[2], f, stride)
+        n_H = pool_output_size(A_prev.shape[1], f, stride=stride)
+        n_W = pool_output_size(A_prev.shape[2], f, stride=stride)
     except InputError as e:
         raise InputError(f"pooling A_prev {A_prev.shape}: {e}") from None
     return A_prev, f, stride, n_H, n_W

@@ -122,7 +122,7 @@ def _padding_stride_figure():
         Z, _ = scratch.conv_forward(image[None, :, :, None], kernel[:, :, None, None], np.zeros((1, 1, 1, 1)),
                                     {"stride": stride, "pad": pad})
         out = Z[0, :, :, 0]
-        n_out = conv_output_size(6, 3, stride, pad)
+        n_out = conv_output_size(6, 3, stride=stride, pad=pad)
         padded = np.pad(image, pad)
         size = padded.shape[0]
         gap = 1.6  # between the input and the output grids
