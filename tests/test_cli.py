@@ -32,3 +32,18 @@ def test_unknown_model_lists_close_matches():
     wrong = names[0] + "x"
     with pytest.raises(UnknownNameError, match="did you mean"):
         create_model(wrong)
+
+
+def test_help_shows_defaults(capsys):
+    """Every option with a default says it in --help, once (not when the help text already names it)."""
+    import pytest
+
+    from cnnkit.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--epochs EPOCHS (default: 10)" in out
+    assert "(default: adamw)" in out
+    assert "seed of weights, data order and augmentation (default: 0)" in out
+    assert "(default 64) (default" not in out and "(default: None)" not in out and "(default: False)" not in out

@@ -5,6 +5,23 @@ from __future__ import annotations
 import argparse
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Help that shows each option's default, unless there is none or the help text already states it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (default is None or default is False or default == argparse.SUPPRESS or "default" in text.lower()
+                or not action.option_strings
+                or isinstance(action, argparse._HelpAction | argparse._VersionAction)):
+            return text
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+
+
+class RawDefaultsFormatter(DefaultsFormatter, argparse.RawDescriptionHelpFormatter):
+    """DefaultsFormatter that prints the description and epilog as written (examples keep their line breaks)."""
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (a stride of 0 is refused here, with a clear message)."""
     try:

@@ -18,6 +18,7 @@ import sys
 
 import cnnkit.cli
 from cnnkit import __version__
+from cnnkit.cli.common import DefaultsFormatter
 from cnnkit.errors import CnnkitError
 
 EXIT_USAGE = 2
@@ -25,7 +26,19 @@ EXIT_INTERNAL = 1
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (what was wrong and where to look) and exit code 2."""
+    """argparse, but a usage error is one line (what was wrong and where to look) and exit code 2; `--help` shows
+    every option's default."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs):
+        action = super().add_argument(*args, **kwargs)
+        if not action.help and action.option_strings and action.default not in (None, argparse.SUPPRESS) \
+                and action.default is not False:
+            action.help = "(default: %(default)s)"  # argparse prints nothing for an option without help text
+        return action
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
@@ -36,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cnnkit", description="The convolutional-network curriculum as working software."
     )
     parser.add_argument("--version", action="version", version=f"cnnkit {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for info in sorted(pkgutil.iter_modules(cnnkit.cli.__path__), key=lambda i: i.name):
         if info.name in ("main", "common") or info.name.startswith("_"):
             continue

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
-
-from cnnkit.cli.common import shape_hwc
+from cnnkit.cli.common import RawDefaultsFormatter, shape_hwc
 
 EPILOG = """\
 {syntax}
@@ -26,7 +24,7 @@ def register(subparsers) -> None:
         description="Walk a stack of layers from an input shape and print each layer's output shape, activation "
         "size, parameter count and receptive field.",
         epilog=EPILOG.format(syntax=LAYER_SYNTAX),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDefaultsFormatter,
     )
     p.add_argument("--input", "-i", type=shape_hwc, required=True, metavar="HxWxC", help="input shape, e.g. 32x32x3")
     p.add_argument("layers", nargs="+", metavar="LAYER", help="layer specs, first to last (see below)")
