@@ -47,3 +47,10 @@ def test_help_shows_defaults(capsys):
     assert "(default: adamw)" in out
     assert "seed of weights, data order and augmentation (default: 0)" in out
     assert "(default 64) (default" not in out and "(default: None)" not in out and "(default: False)" not in out
+
+
+def test_models_pattern_matching_nothing_says_so(run_cli):
+    code, out, err = run_cli("models", "zzz")
+    assert code == 2 and out == "" and "no registered model matches 'zzz'" in err and "'*zzz*'" in err
+    code, out, _ = run_cli("models", "resnet5*")
+    assert code == 0 and "resnet50" in out.split()

@@ -188,6 +188,8 @@ def test_cli_edges_writes_an_image(run_cli, tmp_path):
         (lambda p: p.write_text("not an image"), (), "not a readable image"),
         (lambda p: Image.new("RGB", (8, 8)).save(p, format="PNG"), ("--filter", "canny"), "basic, prewitt, sobel"),
         (lambda p: Image.new("RGB", (8, 8)).save(p, format="PNG"), ("--direction", "diag"), "vertical"),
+        (lambda p: Image.new("RGB", (8, 8)).save(p, format="PNG"), ("--direction", "both", "--polarity",
+                                                                      "dark-to-light"), "no meaning"),
     ],
 )
 def test_cli_edges_errors_are_one_line(run_cli, tmp_path, make, args, expected):
@@ -196,7 +198,7 @@ def test_cli_edges_errors_are_one_line(run_cli, tmp_path, make, args, expected):
     code, _, err = run_cli("edges", path, *args, "-o", tmp_path / "out.png")
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and expected in err and "Traceback" not in err
-    if expected != "vertical":
+    if expected not in ("vertical", "no meaning"):
         assert "in.png" in err or "canny" in err
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -18,8 +19,9 @@ def register(subparsers) -> None:
     p.add_argument("--filter", default="sobel", help="basic, prewitt, sobel or scharr (default: sobel)")
     p.add_argument("--direction", default="vertical", choices=["vertical", "horizontal", "both"],
                    help="vertical edges (left-right changes), horizontal ones, or both (gradient magnitude)")
-    p.add_argument("--polarity", default="light-to-dark", choices=["light-to-dark", "dark-to-light"],
-                   help="which transition shows bright (left to right, or top to bottom)")
+    p.add_argument("--polarity", default=None, choices=["light-to-dark", "dark-to-light"],
+                   help="which transition shows bright (left to right, or top to bottom); not with --direction both "
+                        "(default: light-to-dark)")
     p.add_argument("--abs", action="store_true", help="strength of the edge whichever way it goes")
     p.add_argument("-o", "--output", help="output PNG (default: IMAGE-FILTER-DIRECTION.png in this folder)")
     p.set_defaults(func=run)
@@ -27,9 +29,16 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from cnnkit.edges import edge_image, get_filter, list_filters
-    from cnnkit.errors import UnknownNameError
+    from cnnkit.errors import InputError, UnknownNameError
     from cnnkit.io import read_image, save_image
 
+    if args.direction == "both" and args.polarity is not None:
+        raise InputError("--polarity has no meaning with --direction both (the gradient magnitude has no sign); "
+                         "drop --polarity, or choose --direction vertical or horizontal")
+    if args.direction == "both" and args.abs:
+        print("cnnkit edges: note: --abs changes nothing with --direction both (the magnitude is never negative)",
+              file=sys.stderr)
+    args.polarity = args.polarity or "light-to-dark"
     if args.filter not in list_filters():  # checked before the image is read: the cheaper mistake first
         get_filter(args.filter)
         raise UnknownNameError(f"unknown edge filter {args.filter!r}")

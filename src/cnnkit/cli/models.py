@@ -10,8 +10,13 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from cnnkit.errors import UnknownNameError
     from cnnkit.models import list_models
 
-    for name in list_models(args.pattern):
+    names = list_models(args.pattern)
+    if not names:
+        hint = "" if any(ch in args.pattern for ch in "*?[") else f"; for names containing it try '*{args.pattern}*'"
+        raise UnknownNameError(f"no registered model matches {args.pattern!r}{hint} (`cnnkit models` lists all)")
+    for name in names:
         print(name)
     return 0
