@@ -46,3 +46,57 @@ def test_atomic_write_gives_ordinary_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_atomic_write_errors_name_the_users_path(tmp_path, monkeypatch):
+    """A folder, a file in the way, an unwritable folder or a full disk: one line naming the path asked for."""
+    import errno
+    import tempfile
+
+    import pytest
+
+    from cnnkit.errors import InputError
+    from cnnkit.io import atomic_write
+
+    with pytest.raises(InputError, match="it is a folder"):
+        with atomic_write(tmp_path) as f:
+            f.write(b"x")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        with atomic_write(tmp_path / "file" / "sub" / "out.png") as f:
+            f.write(b"x")
+
+    def refuse(*a, **k):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    with monkeypatch.context() as m:
+        m.setattr(tempfile, "mkstemp", refuse)
+        with pytest.raises(InputError, match=r"not writable \(Permission denied\)") as info:
+            with atomic_write(tmp_path / "out.png") as f:
+                f.write(b"x")
+        assert ".tmp" not in str(info.value)
+
+    target = tmp_path / "full.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(InputError, match="No space left") as info:
+        with atomic_write(target) as f:
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert ".tmp" not in str(info.value) and target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_save_image_format_follows_suffix(tmp_path):
+    import numpy as np
+    import pytest
+    from PIL import Image
+
+    from cnnkit.errors import InputError
+    from cnnkit.io import save_image
+
+    img = np.zeros((4, 5, 3), np.uint8)
+    for suffix, fmt in ((".png", "PNG"), (".JPG", "JPEG"), (".tif", "TIFF"), ("", "PNG")):
+        path = save_image(tmp_path / f"a{suffix}", img)
+        assert Image.open(path).format == fmt
+    with pytest.raises(InputError, match="unknown image format '.xyz'"):
+        save_image(tmp_path / "a.xyz", img)
+    assert not (tmp_path / "a.xyz").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -10,7 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnkit.errors import FileFormatError, MissingFileError
+from cnnkit.errors import FileFormatError, InputError, MissingFileError
+
+# failures of the storage itself (full, read-only, no permission), as opposed to bugs in the writer
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+                 ".webp": "WEBP"}
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 
@@ -61,8 +68,23 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator:
     A crash or kill -9 mid-write leaves the old file (or none) in place, never a half-written one.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    if target.is_dir():
+        raise InputError(f"cannot write {target}: it is a folder; give a file name, e.g. {target / 'out.png'}")
+    parent = target.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((a for a in [parent, *parent.parents] if a.exists() and not a.is_dir()), parent)
+        raise InputError(f"cannot write {target}: {blocker} is a file, not a folder; choose another output path") \
+            from None
+    except OSError as e:
+        raise InputError(f"cannot create the folder {parent} for {target} ({e.strerror}); choose another output "
+                         "path") from None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    except OSError as e:
+        raise InputError(f"cannot write {target}: the folder {parent} is not writable ({e.strerror}); choose another "
+                         "output path") from None
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -73,16 +95,20 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno in _STORAGE_ERRNOS:  # name the file the user asked for, not our temp
+            raise InputError(f"cannot write {target} ({e.strerror}); nothing was written: free space or choose "
+                             "another output path") from None
         raise
 
 
 def save_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Write an image atomically; float images are taken to lie in [0, 1], uint8 as is.
 
-    The format follows the suffix of `path` (PNG when it has none we know).
+    The format follows the suffix of `path` (.png, .jpg/.jpeg, .bmp, .tif/.tiff, .webp; PNG when it has none); an
+    unknown suffix is refused rather than written as PNG under a misleading name.
     """
     from PIL import Image
 
@@ -92,9 +118,13 @@ def save_image(path: str | os.PathLike, image: np.ndarray) -> Path:
         arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}.get(
-        target.suffix.lower(), "PNG"
-    )
+    suffix = target.suffix.lower()
+    if suffix and suffix not in _SAVE_FORMATS:
+        raise InputError(f"cannot write {target}: unknown image format {target.suffix!r}; use one of "
+                         f"{', '.join(sorted(_SAVE_FORMATS))}")
+    fmt = _SAVE_FORMATS.get(suffix, "PNG")
+    if fmt in ("JPEG", "BMP") and arr.ndim == 3 and arr.shape[2] == 4:
+        arr = arr[:, :, :3]  # these formats hold no alpha
     with atomic_write(target) as f:
         Image.fromarray(arr).save(f, format=fmt)
     return target
