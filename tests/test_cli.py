@@ -54,3 +54,14 @@ def test_models_pattern_matching_nothing_says_so(run_cli):
     assert code == 2 and out == "" and "no registered model matches 'zzz'" in err and "'*zzz*'" in err
     code, out, _ = run_cli("models", "resnet5*")
     assert code == 0 and "resnet50" in out.split()
+
+
+def test_ctrl_c_exits_130_and_says_how_to_resume(run_cli, monkeypatch):
+    import cnnkit.cli.train as train_cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_cli, "run", interrupted)
+    code, _, err = run_cli("train", "--model", "lenet5", "--data", "digits", "--out", "run")
+    assert code == 130 and "interrupted" in err and "--resume" in err and "Traceback" not in err

@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         code = args.func(args)
         return int(code or 0)
     except KeyboardInterrupt:
-        print("cnnkit: interrupted", file=sys.stderr)
+        # a command may say how to pick up where it stopped (train: --resume); writes are atomic, so nothing is half
+        hint = getattr(args, "on_interrupt", None)
+        print(f"cnnkit {args.command}: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
         return 130
     except (CnnkitError, FileNotFoundError, IsADirectoryError, PermissionError, ValueError) as e:
         if os.environ.get("CNNKIT_DEBUG"):

@@ -80,7 +80,8 @@ def register(subparsers) -> None:
     freeze.add_argument("--finetune-last", type=positive_int, default=None, metavar="N",
                         help="train the head and the last N stages")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch still)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, on_interrupt="the last checkpoint is kept: run the same command with --resume to "
+                                          "continue")
 
 
 def run(args) -> int:
