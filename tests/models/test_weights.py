@@ -284,6 +284,10 @@ def test_check_cli(tmp_path, run_cli, monkeypatch):
     torch.save(TinyNet(num_classes=10).state_dict(), tmp_path / "w.pth")
     code, out, _ = run_cli("weights", "check", "tinynet_test", tmp_path / "w.pth", "--num-classes", "4")
     assert code == 0 and "skipped classifier" in out and "fc.weight" in out
+    code, _, err = run_cli("weights", "check", "tinynet_test", tmp_path / "w.pth", "--num-classes", "4", "--strict")
+    assert code == 2 and "--strict" in err and "--num-classes" in err
+    code, _, _ = run_cli("weights", "check", "tinynet_test", tmp_path / "w.pth", "--num-classes", "10", "--strict")
+    assert code == 0
 
 
 # ------------------------------------------------------------------ torchvision checkpoints (recorded key sets)

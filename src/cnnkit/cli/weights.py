@@ -91,4 +91,9 @@ def run_check(args) -> int:
     finally:
         logger.setLevel(level)
     print(report)
+    if args.strict and report.skipped_classifier:
+        from cnnkit.errors import InputError
+
+        raise InputError(f"--strict: {len(report.skipped_classifier)} classifier tensor(s) of {args.file} do not fit "
+                         f"{args.model} (another number of classes); pass --num-classes to match, or drop --strict")
     return 0 if report.ok else 1
