@@ -155,3 +155,15 @@ def test_load_source_missing_path():
 
     with pytest.raises(MissingFileError):
         load_source("some/dir/model.safetensors")
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("lenet5", "--opset", "3"), "opset 3 is not supported"),
+    (("lenet5", "--size", "8"), "got 8x8"),
+    (("alexnet", "--size", "16"), "cannot take a 16x16 input"),
+])
+def test_export_refuses_what_cannot_work_in_one_line(run_cli, tmp_path, args, expected):
+    out = tmp_path / "m.onnx"
+    code, _, err = run_cli("export", *args, "-o", out)
+    assert code == 2 and expected in err and len(err.strip().splitlines()) == 1 and "tensor(" not in err
+    assert not out.exists()

@@ -60,13 +60,36 @@ def export_model(model: nn.Module, path: str | os.PathLike, fmt: str = "onnx", *
     """
     if fmt not in FORMATS:
         raise InputError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt == "onnx":
+        from torch.onnx._constants import ONNX_MAX_OPSET, ONNX_MIN_OPSET
+
+        if not ONNX_MIN_OPSET <= opset <= ONNX_MAX_OPSET:
+            raise InputError(f"ONNX opset {opset} is not supported by this torch: choose {ONNX_MIN_OPSET} to "
+                             f"{ONNX_MAX_OPSET} (--opset 17 suits most runtimes)")
     model = model.eval()
     x = example_input(model, input_shape)
+    _check_runs(model, x)
     data = _onnx_bytes(model, x, meta, opset) if fmt == "onnx" else _torchscript_bytes(model, x, meta)
     target = Path(path)
     with atomic_write(target) as f:
         f.write(data)
     return target
+
+
+def _check_runs(model: nn.Module, x: torch.Tensor) -> None:
+    """Run the model once eagerly, so that an input it cannot take is one line, not a tracer's IR dump."""
+    try:
+        with torch.no_grad():
+            model(x)
+    except InputError:
+        raise
+    except RuntimeError as e:
+        c, h, w = x.shape[1:]
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        own = getattr(model, "default_input_size", None)
+        hint = f"; try its own size, --size {own[1]}" if own else ""
+        raise InputError(f"{type(model).__name__} cannot take a {h}x{w} input with {c} channels ({first}){hint}") \
+            from None
 
 
 def example_input(model: nn.Module, input_shape: tuple[int, int, int] | None = None, batch: int = 1) -> torch.Tensor:

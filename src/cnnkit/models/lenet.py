@@ -72,7 +72,8 @@ class LeNet5(Backbone):
         """[S2 (B, 6, 14, 14), S4 (B, 16, 5, 5), C5 (B, 120, 1, 1)] from (B, in_chans, 32, 32)."""
         if tuple(x.shape[-2:]) != (32, 32):
             raise InputError(
-                f"LeNet-5 takes 32x32 images, got {tuple(x.shape[-2:])}; pad 28x28 digits by 2 pixels on each side"
+                f"LeNet-5 takes 32x32 images, got {int(x.shape[-2])}x{int(x.shape[-1])}; pad 28x28 digits by 2 pixels "
+                "on each side"
             )
         s2 = self.s2(self.act(self.c1(x)))
         s4 = self.s4(self.act(self.c3(s2)))
