@@ -65,3 +65,14 @@ def test_ctrl_c_exits_130_and_says_how_to_resume(run_cli, monkeypatch):
     monkeypatch.setattr(train_cli, "run", interrupted)
     code, _, err = run_cli("train", "--model", "lenet5", "--data", "digits", "--out", "run")
     assert code == 130 and "interrupted" in err and "--resume" in err and "Traceback" not in err
+
+
+def test_device_cuda_without_a_gpu_is_one_line(run_cli):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    code, _, err = run_cli("train", "--model", "lenet5", "--data", "digits", "--out", "run", "--device", "cuda")
+    assert code == 2 and "'cuda' is not available" in err and "--device cpu" in err
+    code, _, err = run_cli("train", "--model", "lenet5", "--data", "digits", "--out", "run", "--device", "gpu0")
+    assert code == 2 and "expected cpu, cuda or cuda:N" in err

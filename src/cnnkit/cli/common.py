@@ -33,6 +33,28 @@ def positive_int(text: str) -> int:
     return value
 
 
+def device(text: str) -> str:
+    """argparse type: a torch device this machine has ("cpu", "cuda", "cuda:1"); a missing GPU is refused here."""
+    name = text.strip().lower()
+    kind, _, index = name.partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (index and not index.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}")
+    if kind == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            built = "this torch is a CPU-only build" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise argparse.ArgumentTypeError(f"{text!r} is not available: {built}; use --device cpu")
+        if index and int(index) >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{text!r}: this machine has {torch.cuda.device_count()} GPU(s)")
+    if kind == "mps":
+        import torch
+
+        if not torch.backends.mps.is_available():
+            raise argparse.ArgumentTypeError(f"{text!r} is not available on this machine; use --device cpu")
+    return name
+
+
 def shape_hwc(text: str) -> tuple[int, int, int]:
     """argparse type: an input shape written HxWxC, e.g. 224x224x3."""
     parts = text.lower().replace(",", "x").split("x")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnkit.cli.common import positive_int
+from cnnkit.cli.common import device, positive_int
 
 
 def _fraction(text: str) -> float:
@@ -66,7 +66,7 @@ def register(subparsers) -> None:
     p.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test split (default 0)")
     p.add_argument("--workers", type=int, default=0, help="data-loading processes (default 0)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--device", type=device, default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory layout")
     p.add_argument("--strict", action="store_true", help="stop at an unreadable image or an empty class folder "
