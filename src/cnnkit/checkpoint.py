@@ -1,8 +1,10 @@
 """The cnnkit model file: weights as safetensors, with what it takes to rebuild the model in its metadata.
 
 A file written by `save_model_file` holds the state dict and, under the metadata key "cnnkit", JSON
-such as `{"model": "resnet18", "model_kwargs": {"num_classes": 10}, "classes": [...],
-"input_size": [3, 32, 32], "mean": [...], "std": [...]}`. `load_model_file` rebuilds the model from it
+such as `{"model": "resnet18", "model_kwargs": {"num_classes": 10}, "task": "classification", "classes": [...],
+"input_size": [3, 32, 32], "mean": [...], "std": [...]}`. "task" names the `cnnkit.tasks` task the model serves
+(written from the model's `task` attribute when the metadata lacks it; files from before tasks read as the
+rebuilt model's). `load_model_file` rebuilds the model from it
 with no code executed from the file (safetensors holds only tensors and strings).
 """
 
@@ -22,11 +24,15 @@ META_KEY = "cnnkit"
 
 
 def save_model_file(path: str | os.PathLike, model: nn.Module, meta: dict[str, Any]) -> Path:
-    """Write `model`'s weights and `meta` (must hold "model" and "model_kwargs") atomically."""
+    """Write `model`'s weights and `meta` (must hold "model" and "model_kwargs"; "task" is added from the
+    model when missing) atomically."""
     from safetensors.torch import save
+
+    from cnnkit.tasks.base import task_name_of
 
     if "model" not in meta or "model_kwargs" not in meta:
         raise ValueError("checkpoint metadata needs 'model' and 'model_kwargs'")
+    meta = {**meta, "task": meta.get("task") or task_name_of(model)}
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     data = save(state, metadata={META_KEY: json.dumps(meta)})
     target = Path(path)
@@ -69,4 +75,8 @@ def load_model_file(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]
             f"unexpected {result.unexpected_keys[:5]}"
         )
     model.eval()
+    if not meta.get("task"):
+        from cnnkit.tasks.base import task_name_of
+
+        meta["task"] = task_name_of(model)
     return model, meta

@@ -14,15 +14,31 @@ The loop calls, in this order:
 A callback may set `trainer.should_stop = True` to end the run after the current epoch. Whatever it must
 remember across a resume goes in `state_dict()` (plain Python values and tensors only: the checkpoint is
 read with `torch.load(weights_only=True)`).
+
+Callbacks see the trainer through the `Trainer` protocol below (what `cnnkit.train.loop.Trainer` offers), so
+this module does not depend on the loop.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from cnnkit.train.loop import Trainer
+
+class Trainer(Protocol):
+    """What a callback may read (and `should_stop`, write) on the running trainer."""
+
+    model: Any  # the unwrapped nn.Module, even under DDP
+    optimizer: Any  # torch.optim.Optimizer
+    config: Any  # the TrainConfig
+    task: Any  # the cnnkit.tasks.Task being trained
+    epoch: int  # 0-based index of the epoch in progress
+    global_step: int  # optimizer steps taken so far
+    should_stop: bool  # set True to stop after this epoch
+    history: list[dict[str, Any]]  # one row per finished epoch
+    out_dir: Any  # pathlib.Path of the run folder, or None
+    params: list  # the parameters being optimised
+    last_grad_norm: float | None  # the pre-clipping gradient norm when clipping is on
 
 
 class Callback:
@@ -99,7 +115,7 @@ class EarlyStopping(Callback):
 
 
 class PrintEpochs(Callback):
-    """Print one line per epoch (losses, accuracies, lr, time); `fit(progress=True)` adds it by itself."""
+    """Print one line per epoch (the row's train_ and val_ numbers, lr, time); `fit(progress=True)` adds it."""
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         from cnnkit.train import distributed
@@ -109,9 +125,16 @@ class PrintEpochs(Callback):
         from tqdm.auto import tqdm
 
         m = metrics
-        val = f" | val loss {m['val_loss']:.4f} acc {m['val_acc']:.4f}" if m.get("val_acc") is not None else ""
-        tqdm.write(f"epoch {m['epoch']}/{trainer.config.epochs} train loss {m['train_loss']:.4f} "
-                   f"acc {m['train_acc']:.4f}{val} | lr {m['lr']:.3g} | {m['seconds']:.1f} s")
+        train, val = _numbers(m, "train_"), _numbers(m, "val_")
+        val = f" | val {val}" if val else ""
+        tqdm.write(f"epoch {m['epoch']}/{trainer.config.epochs} train {train}{val} | lr {m['lr']:.3g} | "
+                   f"{m['seconds']:.1f} s")
+
+
+def _numbers(row: dict[str, Any], prefix: str) -> str:
+    """'loss 0.1234 acc 0.5000' from the row's `prefix` entries that hold numbers."""
+    return " ".join(f"{k[len(prefix):]} {v:.4f}" for k, v in row.items()
+                    if k.startswith(prefix) and isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
 class CallbackList:

@@ -1,10 +1,11 @@
-"""Measuring a classifier: `evaluate` (accuracy, top-5, per-class accuracy, confusion matrix, loss), and the
-evaluation pass `fit` validates with (sharded over the ranks under torchrun)."""
+"""Measuring a model: `evaluate` for a classifier (accuracy, top-5, per-class accuracy, confusion matrix, loss,
+test-time augmentation), `evaluate_task` for any task, and `run_task_eval`, the pass `fit` validates with
+(sharded over the ranks under torchrun)."""
 
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -15,6 +16,9 @@ from torch.utils.data import DataLoader
 from cnnkit.errors import InputError
 from cnnkit.train import distributed
 from cnnkit.train.metrics import ClassificationMeter
+
+if TYPE_CHECKING:
+    from cnnkit.tasks.base import Meter, Task
 
 
 def seed_worker(worker_id: int) -> None:
@@ -46,8 +50,9 @@ def to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> tor
     return x
 
 
-def eval_loader(data, batch_size: int, num_workers: int, shard: bool) -> DataLoader:
-    """A loader in dataset order; `shard` splits it over the ranks without padding (so nothing counts twice)."""
+def eval_loader(data, batch_size: int, num_workers: int, shard: bool, collate_fn=None) -> DataLoader:
+    """A loader in dataset order; `shard` splits it over the ranks without padding (so nothing counts twice);
+    `collate_fn` batches the samples (a task's `collate`; default torch's)."""
     if isinstance(data, DataLoader):
         return data
     indices = list(range(len(data)))
@@ -55,7 +60,8 @@ def eval_loader(data, batch_size: int, num_workers: int, shard: bool) -> DataLoa
         indices = indices[distributed.rank()::distributed.world_size()]
     # a generator of its own, so that validating never draws from the global RNG (resume stays exact)
     return DataLoader(torch.utils.data.Subset(data, indices), batch_size=batch_size, shuffle=False,
-                      num_workers=num_workers, worker_init_fn=seed_worker, generator=torch.Generator())
+                      num_workers=num_workers, worker_init_fn=seed_worker, generator=torch.Generator(),
+                      collate_fn=collate_fn)
 
 
 def check_class_count(data, num_outputs: int) -> None:
@@ -94,6 +100,52 @@ def run_eval(model: nn.Module, data, *, batch_size: int, device: torch.device, t
     if meter is None:  # this rank's shard (or the data) is empty: counters of the right size, all zero
         meter = ClassificationMeter(num_outputs(model, data, device))
     return meter
+
+
+@torch.no_grad()
+def run_task_eval(model: nn.Module, data, task: Task, *, batch_size: int, device: torch.device, bf16: bool = False,
+                  channels_last: bool = False, num_workers: int = 0, shard: bool = False) -> Meter:
+    """Feed `data` through `model` in eval mode into `task.meter(model, data)`; returns the meter (not reduced).
+
+    Args:
+        model: the model (or its DDP wrapper).
+        data: a Dataset of the task's samples, or a DataLoader (used as given).
+        task: the Task (collation, target moving, meter).
+        batch_size, num_workers: of the loader built for a Dataset.
+        device: where the model is.
+        bf16, channels_last: as in training.
+        shard: evaluate only this rank's share of a Dataset (then call `meter.all_reduce()`).
+    """
+    was_training = model.training
+    model.eval()
+    meter = task.meter(unwrap(model), data)
+    try:
+        for x, y in eval_loader(data, batch_size, num_workers, shard, collate_fn=task.collate):
+            x, y = to_device(x, device, channels_last), task.targets_to(y, device)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+                outputs = model(x)
+            meter.update(outputs, y)
+    finally:
+        model.train(was_training)
+    return meter
+
+
+def evaluate_task(model: nn.Module, data, task: Task | None = None, *, batch_size: int = 64,
+                  device: str | torch.device | None = None, bf16: bool = False, channels_last: bool = False,
+                  num_workers: int = 0) -> dict[str, Any]:
+    """The metrics (`Meter.compute()`) of `model` on `data` for `task` (default: the model's task)."""
+    if task is None:
+        from cnnkit.tasks.base import task_for_model
+
+        task = task_for_model(model)
+    if device is None:
+        p = next(unwrap(model).parameters(), None)
+        dev = p.device if p is not None else torch.device("cpu")
+    else:
+        dev = torch.device(device)
+    meter = run_task_eval(model, data, task, batch_size=batch_size, device=dev, bf16=bf16,
+                          channels_last=channels_last, num_workers=num_workers)
+    return meter.compute()
 
 
 def num_outputs(model: nn.Module, data, device: torch.device) -> int:

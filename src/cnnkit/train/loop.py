@@ -1,9 +1,11 @@
-"""The training loop: `fit` trains a classifier (`cnnkit.train.evaluation.evaluate` measures one).
+"""The training loop: `fit` trains a model for its task (classification, detection ...; see `cnnkit.tasks`).
 
 One epoch is: take this epoch's data order (a function of seed and epoch only, through a
 DistributedSampler, so one process and N processes see the same sample-to-rank split every time), then per
-batch: forward (optionally bf16 autocast, channels-last), cross-entropy, backward, clip, step, with a
-checkpoint every `checkpoint_every` steps; then validate, log, checkpoint. Everything that influences the
+batch: collate (the task's), forward (optionally bf16 autocast, channels-last), the task's loss, backward,
+clip, step, with a checkpoint every `checkpoint_every` steps; then validate with the task's meter, log,
+checkpoint. The loop knows nothing task-specific: the task supplies loss, collation, statistics, metrics and
+the metric that picks best.safetensors. Everything that influences the
 next step (weights, optimizer, step, batch index, RNG states, the partial epoch sums) is in the checkpoint,
 so a run killed at any moment and resumed ends with the same weights as one never interrupted.
 """
@@ -24,11 +26,12 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from cnnkit.errors import CnnkitError, InputError
+from cnnkit.tasks.base import Task, task_for_model
 from cnnkit.train import checkpointing, distributed
 from cnnkit.train.callbacks import Callback, CallbackList, EarlyStopping, PrintEpochs
 from cnnkit.train.config import TrainConfig
-from cnnkit.train.evaluation import dataset_of, run_eval, seed_worker, to_device
-from cnnkit.train.logging import save_curves, write_history_csv, write_json
+from cnnkit.train.evaluation import dataset_of, run_task_eval, seed_worker, to_device
+from cnnkit.train.logging import history_columns, save_curves, write_history_csv, write_json
 from cnnkit.train.schedule import lr_factor
 
 
@@ -42,17 +45,26 @@ class TrainResult:
 
     Attributes:
         model: the trained model (the weights of the last epoch), in eval mode.
-        history: one dict per epoch: epoch (1-based), train_loss, train_acc, val_loss, val_acc, lr, seconds.
-        best_val_acc: the best validation accuracy of the run (None without validation data).
-        final_metrics: the last validation metrics (see `evaluate`), plus best_val_acc, epochs, stopped_early.
+        history: one dict per epoch: epoch (1-based), train_loss, the task's train statistics (train_acc for
+            classification), its validation entries (val_loss, val_acc for classification; val_<metric>
+            otherwise), lr, seconds.
+        best_value: the best validation value of `best_metric` in the run (None without validation data).
+        final_metrics: the last validation metrics (the task meter's), plus best_val_<key>, epochs, stopped_early.
         out_dir: the run folder, when one was given.
+        best_metric: the task's metric that picked best.safetensors ("accuracy" for classification).
     """
 
     model: nn.Module
     history: list[dict[str, Any]]
-    best_val_acc: float | None
+    best_value: float | None
     final_metrics: dict[str, Any] = field(default_factory=dict)
     out_dir: Path | None = None
+    best_metric: str = "accuracy"
+
+    @property
+    def best_val_acc(self) -> float | None:
+        """The best validation accuracy of a classifier's run (None for other tasks, or without validation)."""
+        return self.best_value if self.best_metric == "accuracy" else None
 
 
 def seed_everything(seed: int) -> None:
@@ -85,15 +97,17 @@ class _EpochView(Dataset):
         return self.dataset[i]
 
 
-def default_meta(model: nn.Module, data) -> dict[str, Any]:
+def default_meta(model: nn.Module, data, task: Task | None = None) -> dict[str, Any]:
     """Model-file metadata guessed from the model and the training data (fit uses it when given no `meta`).
 
-    The model's registry name comes from `model.cnnkit_name` (set by the CLI) or its class name; classes,
-    mean and std from the dataset's attributes of those names; input_size from the first sample.
+    The model's registry name comes from `model.cnnkit_name` (set by the CLI) or its class name; the task
+    from `task` (default: the model's); classes, mean and std from the dataset's attributes of those names;
+    input_size from the first sample.
     """
     ds = dataset_of(data)
     meta: dict[str, Any] = {"model": getattr(model, "cnnkit_name", type(model).__name__.lower()),
-                            "model_kwargs": dict(getattr(model, "cnnkit_kwargs", {}))}
+                            "model_kwargs": dict(getattr(model, "cnnkit_kwargs", {})),
+                            "task": (task or task_for_model(model)).name}
     classes = getattr(ds, "classes", None)
     if classes is not None:
         meta["classes"] = list(classes)
@@ -112,12 +126,15 @@ class Trainer:
     Callbacks see: `model` (unwrapped, even under DDP), `optimizer`, `epoch` (0-based index of the epoch in
     progress), `global_step` (optimizer steps taken so far), `should_stop` (set True to stop after this
     epoch), `config`, `history`, `out_dir`, `params` (the parameters being optimised), `last_grad_norm` (the
-    pre-clipping gradient norm when clipping is on).
+    pre-clipping gradient norm when clipping is on), `task`.
     """
 
     def __init__(self, model: nn.Module, train_data, val_data, config: TrainConfig, *, out_dir=None,
-                 callbacks=(), param_groups=None, progress: bool = True, meta: dict[str, Any] | None = None):
+                 callbacks=(), param_groups=None, progress: bool = True, meta: dict[str, Any] | None = None,
+                 task: Task | None = None):
         self.config = config
+        self.task = task if task is not None else task_for_model(model)
+        self.task.configure(config)
         self.distributed = distributed.init_from_env(config.device)
         self.device = distributed.local_device(config.device)
         self.model = model.to(self.device)
@@ -127,16 +144,17 @@ class Trainer:
         self.val_data = val_data
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress = progress and distributed.is_main()
-        self.meta = meta if meta is not None else default_meta(model, train_data)
+        meta = meta if meta is not None else default_meta(model, train_data, self.task)
+        self.meta = {**meta, "task": self.task.name}  # the model file records the task it was trained for
         cbs = list(callbacks)
         if self.progress and not any(isinstance(cb, PrintEpochs) for cb in cbs):
             cbs.append(PrintEpochs())
         if config.early_stopping_patience is not None:
-            cbs.append(EarlyStopping(config.early_stopping_patience))
+            cbs.append(EarlyStopping(config.early_stopping_patience, monitor=f"val_{self.task.row_key()}",
+                                     mode=self.task.best_mode))
         self.callbacks = CallbackList(cbs)
         self.optimizer = self._build_optimizer(param_groups)
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         self.forward_model = self.model
         if self.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -149,10 +167,12 @@ class Trainer:
         self.global_step = 0
         self.should_stop = False
         self.history: list[dict[str, Any]] = []
-        self.best_val_acc: float | None = None
+        self.best_value: float | None = None  # of the task's best_metric
         self.last_val: dict[str, Any] | None = None
         self.last_grad_norm: float | None = None
-        self._sums = [0.0, 0, 0]  # this epoch so far: loss sum, correct, samples (all ranks at a checkpoint)
+        # this epoch so far: "n" samples, "loss" sum of batch means x batch sizes, and the task's sums
+        # ("stat:<key>" from train_stats, "part:<key>" loss parts x batch size); all ranks' at a checkpoint
+        self._sums: dict[str, float] = _zero_sums()
         self._epoch_seconds = 0.0
 
     # -- set-up -------------------------------------------------------------------------------------------
@@ -213,7 +233,8 @@ class Trainer:
         gen = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch * 1_009 + start_batch)
         view = _EpochView(self.train_data, self.config.seed, epoch)
         return DataLoader(view, batch_sampler=batches, num_workers=self.config.num_workers,
-                          worker_init_fn=seed_worker, generator=gen, pin_memory=self.device.type == "cuda")
+                          collate_fn=self.task.collate, worker_init_fn=seed_worker, generator=gen,
+                          pin_memory=self.device.type == "cuda")
 
     def _data_fingerprint(self) -> list[int]:
         """Rank 0's order for the current epoch: what a resumed run must find again (same data, same seed)."""
@@ -226,19 +247,20 @@ class Trainer:
         """Everything a resumed run needs besides the weights (see cnnkit.train.checkpointing)."""
         return {
             "epoch": self.epoch, "batch": self.batch, "global_step": self.global_step,
-            "epoch_sums": list(self._sums), "epoch_seconds": self._epoch_seconds,
-            "history": self.history, "best_val_acc": self.best_val_acc, "should_stop": self.should_stop,
+            "epoch_sums": dict(self._sums), "epoch_seconds": self._epoch_seconds, "task": self.task.name,
+            "history": self.history, "best_value": self.best_value, "should_stop": self.should_stop,
             "optimizer": self.optimizer.state_dict(), "rng": checkpointing.get_rng_state(),
             "data_order": torch.tensor(self._data_fingerprint(), dtype=torch.int64),
             "callbacks": self.callbacks.state_dict(), "config": self.config.to_dict(),
             "world_size": distributed.world_size(),
         }
 
-    def _global_sums(self) -> list:
+    def _global_sums(self) -> dict[str, float]:
         if not self.distributed:
-            return list(self._sums)
-        t = distributed.all_reduce_sum(torch.tensor(self._sums, dtype=torch.float64))
-        return [float(t[0]), int(round(t[1].item())), int(round(t[2].item()))]
+            return dict(self._sums)
+        keys = sorted(self._sums)  # every rank holds the same keys (the task's, every batch alike)
+        t = distributed.all_reduce_sum(torch.tensor([self._sums[k] for k in keys], dtype=torch.float64))
+        return dict(zip(keys, t.tolist(), strict=True))
 
     def _checkpoint(self) -> None:
         """Save last.state.pt + last.safetensors (rank 0 writes; every rank must call it, for the sums)."""
@@ -276,11 +298,17 @@ class Trainer:
                              f"resume it with the same number (not {distributed.world_size()})")
         self.optimizer.load_state_dict(state["optimizer"])  # with each group's base_lr, as the run began
         self.epoch, self.batch, self.global_step = state["epoch"], state["batch"], state["global_step"]
-        self.history, self.best_val_acc = state["history"], state["best_val_acc"]
+        saved_task = state.get("task", self.task.name)
+        if saved_task != self.task.name:
+            raise InputError(f"the run in {self.out_dir} trained a {saved_task} task, not {self.task.name}; "
+                             "use another --out folder")
+        self.history = state["history"]
+        self.best_value = state["best_value"] if "best_value" in state else state.get("best_val_acc")
         self.should_stop = state["should_stop"]
         self._epoch_seconds = state["epoch_seconds"]
         # the saved sums are those of all ranks together: rank 0 carries them, the others start from zero
-        self._sums = list(state["epoch_sums"]) if distributed.is_main() else [0.0, 0, 0]
+        sums = _sums_from_state(state["epoch_sums"])
+        self._sums = sums if distributed.is_main() else {k: 0.0 for k in sums}
         saved_order = state["data_order"].tolist()
         if saved_order and saved_order != self._data_fingerprint():
             raise InputError(f"the training data differs from the run in {self.out_dir} (another size or "
@@ -304,12 +332,12 @@ class Trainer:
         for g in self.optimizer.param_groups:
             g["lr"] = g["base_lr"] * factor
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
+    def _train_step(self, x: torch.Tensor, y: Any) -> float:
         cfg = self.config
-        x, y = to_device(x, self.device, cfg.channels_last), y.to(self.device, non_blocking=True)
+        x, y = to_device(x, self.device, cfg.channels_last), self.task.targets_to(y, self.device)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            logits = self.forward_model(x)
-        loss = self.criterion(logits.float(), y)
+            outputs = self.forward_model(x)
+        loss, parts = self.task.loss(outputs, y)
         value = float(loss.detach())
         if distributed.any_rank(not math.isfinite(value)):
             raise NonFiniteLossError(f"the loss became {value} at epoch {self.epoch + 1}, step {self.global_step + 1}; "
@@ -322,10 +350,17 @@ class Trainer:
         self._set_lr()
         self.optimizer.step()
         self.global_step += 1
-        n = int(y.numel())
-        self._sums[0] += value * n
-        self._sums[1] += int((logits.argmax(dim=1) == y).sum())
-        self._sums[2] += n
+        n = self.task.batch_size(x, y)
+        with torch.no_grad():
+            stats = self.task.train_stats(outputs, y)
+        sums = self._sums
+        sums["loss"] += value * n
+        sums["n"] += n
+        for key, v in parts.items():
+            v = v.detach() if isinstance(v, torch.Tensor) else v  # a part given as a tensor: no graph kept
+            sums[f"part:{key}"] = sums.get(f"part:{key}", 0.0) + float(v) * n
+        for key, v in stats.items():
+            sums[f"stat:{key}"] = sums.get(f"stat:{key}", 0.0) + float(v.detach() if isinstance(v, torch.Tensor) else v)
         return value
 
     def _train_epoch(self) -> None:
@@ -341,8 +376,12 @@ class Trainer:
             self.batch += 1
             self.callbacks.call("on_batch_end", self, self.global_step, loss)
             bar.update(1)
-            bar.set_postfix(loss=f"{self._sums[0] / max(self._sums[2], 1):.4f}",
-                            acc=f"{self._sums[1] / max(self._sums[2], 1):.3f}", refresh=False)
+            n = max(self._sums["n"], 1)
+            shown = {"loss": f"{self._sums['loss'] / n:.4f}"}
+            stat = self.task.main_train_stat
+            if stat is not None and f"stat:{stat}" in self._sums:
+                shown[stat] = f"{self._sums[f'stat:{stat}'] / n:.3f}"
+            bar.set_postfix(shown, refresh=False)
             if (cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0
                     and self.batch < self.steps_per_epoch):  # the epoch's end checkpoints anyway
                 self._checkpoint()
@@ -351,18 +390,23 @@ class Trainer:
 
     def _end_epoch(self, started: float) -> dict[str, Any]:
         cfg = self.config
-        loss_sum, correct, n = self._global_sums()
-        row: dict[str, Any] = {"epoch": self.epoch + 1, "train_loss": loss_sum / max(n, 1),
-                               "train_acc": correct / max(n, 1), "val_loss": None, "val_acc": None,
-                               "lr": self.optimizer.param_groups[0]["lr"]}
+        sums = self._global_sums()
+        n = max(sums["n"], 1)
+        row: dict[str, Any] = {"epoch": self.epoch + 1, "train_loss": sums["loss"] / n}
+        for key in list(self._sums):  # this rank's key order: the task's, as its first batch gave them
+            if key.startswith(("stat:", "part:")):
+                row[f"train_{key.split(':', 1)[1]}"] = sums[key] / n
+        metrics = None
         if self.val_data is not None:
-            meter = run_eval(self.model, self.val_data, batch_size=cfg.eval_batch_size, device=self.device,
-                              bf16=cfg.bf16, channels_last=cfg.channels_last, num_workers=cfg.num_workers,
-                              shard=self.distributed and not isinstance(self.val_data, DataLoader))
-            if self.distributed and not isinstance(self.val_data, DataLoader):
+            shard = self.distributed and not isinstance(self.val_data, DataLoader)
+            meter = run_task_eval(self.model, self.val_data, self.task, batch_size=cfg.eval_batch_size,
+                                  device=self.device, bf16=cfg.bf16, channels_last=cfg.channels_last,
+                                  num_workers=cfg.num_workers, shard=shard)
+            if shard:
                 meter.all_reduce()
-            self.last_val = meter.compute()
-            row["val_loss"], row["val_acc"] = self.last_val["loss"], self.last_val["accuracy"]
+            metrics = self.last_val = meter.compute()
+        row.update(self.task.history_metrics(metrics))
+        row["lr"] = self.optimizer.param_groups[0]["lr"]
         self._epoch_seconds += time.perf_counter() - started
         row["seconds"] = round(self._epoch_seconds, 3)
         return row
@@ -392,54 +436,62 @@ class Trainer:
             self._train_epoch()
             row = self._end_epoch(started)
             self.history.append(row)
-            if row["val_acc"] is not None and (self.best_val_acc is None or row["val_acc"] > self.best_val_acc):
-                self.best_val_acc = row["val_acc"]
+            value = None if self.val_data is None else self.last_val.get(self.task.best_metric)
+            if self.task.is_better(value, self.best_value):
+                self.best_value = value
                 if self.out_dir is not None and distributed.is_main():
                     checkpointing.save_best(self.out_dir, self.model, {**self.meta, "epoch": row["epoch"],
-                                                                       "val_acc": row["val_acc"]})
+                                                                       f"val_{self.task.row_key()}": value})
             self.callbacks.call("on_epoch_end", self, row)
             self.epoch += 1
             self.batch = 0
-            self._sums, self._epoch_seconds = [0.0, 0, 0], 0.0
+            self._sums, self._epoch_seconds = _zero_sums(), 0.0
             self._checkpoint()
             if self.out_dir is not None and distributed.is_main():
-                write_history_csv(self.out_dir / "log.csv", self.history)
+                write_history_csv(self.out_dir / "log.csv", self.history, history_columns(self.history))
         return self._finish()
 
     def _finish(self) -> TrainResult:
         cfg = self.config
+        task = self.task
         if self.last_val is None and self.val_data is not None:  # resumed a finished run: measure again
-            meter = run_eval(self.model, self.val_data, batch_size=cfg.eval_batch_size, device=self.device,
-                              bf16=cfg.bf16, channels_last=cfg.channels_last, num_workers=cfg.num_workers)
+            meter = run_task_eval(self.model, self.val_data, task, batch_size=cfg.eval_batch_size,
+                                  device=self.device, bf16=cfg.bf16, channels_last=cfg.channels_last,
+                                  num_workers=cfg.num_workers)
             self.last_val = meter.compute()
         stopped_early = self.should_stop and self.epoch < cfg.epochs
-        final = {"val": self.last_val, "best_val_acc": self.best_val_acc, "epochs": len(self.history),
-                 "global_step": self.global_step, "stopped_early": stopped_early,
-                 "train_loss": self.history[-1]["train_loss"] if self.history else None,
-                 "train_acc": self.history[-1]["train_acc"] if self.history else None,
+        last = self.history[-1] if self.history else {}
+        final = {"val": self.last_val, f"best_val_{task.row_key()}": self.best_value, "best_metric": task.best_metric,
+                 "epochs": len(self.history), "global_step": self.global_step, "stopped_early": stopped_early,
+                 **{k: last.get(k) for k in history_columns(self.history) if k.startswith("train_")},
                  "seconds": round(sum(r["seconds"] for r in self.history), 2)}
+        final.setdefault("train_loss", None)
         self.callbacks.call("on_fit_end", self)
         if self.out_dir is not None and distributed.is_main():
-            write_history_csv(self.out_dir / "log.csv", self.history)
+            write_history_csv(self.out_dir / "log.csv", self.history, history_columns(self.history))
             write_json(self.out_dir / "metrics.json", {**final, "config": cfg.to_dict(), "model": self.meta})
             if self.history:
-                save_curves(self.out_dir / "curves.png", self.history, title=str(self.meta.get("model", "")))
+                save_curves(self.out_dir / "curves.png", self.history, title=str(self.meta.get("model", "")),
+                            metric=task.row_key(), metric_label=task.best_metric, loss_label=task.loss_label,
+                            mode=task.best_mode)
         self.model.eval()
-        return TrainResult(model=self.model, history=self.history, best_val_acc=self.best_val_acc,
-                           final_metrics=final, out_dir=self.out_dir)
+        return TrainResult(model=self.model, history=self.history, best_value=self.best_value,
+                           final_metrics=final, out_dir=self.out_dir, best_metric=task.best_metric)
 
 
 def fit(model: nn.Module, train_data: Dataset | DataLoader, val_data: Dataset | DataLoader | None,
         config: TrainConfig, *, out_dir: str | Path | None = None, callbacks: tuple[Callback, ...] | list = (),
         resume: bool = False, param_groups: list[dict[str, Any]] | None = None, progress: bool = True,
-        meta: dict[str, Any] | None = None) -> TrainResult:
-    """Train a classifier with cross-entropy.
+        meta: dict[str, Any] | None = None, task: Task | None = None) -> TrainResult:
+    """Train a model for its task (a classifier with cross-entropy unless the model or `task` says otherwise).
 
     Args:
-        model: any nn.Module mapping images (B, C, H, W) (or features) to logits (B, num_classes).
-        train_data: a Dataset yielding (Tensor, int label), or a DataLoader. With a Dataset the loop owns the
-            order (shuffled per epoch from the seed, split over ranks under torchrun) and a mid-epoch resume is
-            exact; a DataLoader is used as given.
+        model: any nn.Module; for classification it maps images (B, C, H, W) (or features) to logits
+            (B, num_classes), for another task it returns what that task's loss and meter take.
+        train_data: a Dataset yielding the task's samples ((Tensor, int label) for classification), or a
+            DataLoader. With a Dataset the loop owns the order (shuffled per epoch from the seed, split over
+            ranks under torchrun; batched by `task.collate`) and a mid-epoch resume is exact; a DataLoader is
+            used as given.
         val_data: the same kinds, or None (then no validation, no best.safetensors).
         config: the TrainConfig.
         out_dir: run folder for last/best checkpoints, log.csv, metrics.json and curves.png; None: no files.
@@ -448,17 +500,31 @@ def fit(model: nn.Module, train_data: Dataset | DataLoader, val_data: Dataset | 
         param_groups: optimizer groups such as [{"params": [...], "lr": 1e-4}, {"params": [...]}] for
             discriminative learning rates; the schedule scales every group's lr alike. Default: all
             parameters with requires_grad (weights decayed, biases and norm scales not).
-        progress: show a tqdm bar with live loss and accuracy, and print one line per epoch (`PrintEpochs`).
+        progress: show a tqdm bar with the live loss and the task's main statistic (accuracy for
+            classification), and print one line per epoch (`PrintEpochs`).
         meta: metadata for the saved model files ("model", "model_kwargs", "classes", "input_size", "mean",
-            "std" ...); default: `default_meta(model, train_data)`.
+            "std" ...); default: `default_meta(model, train_data)`. "task" is always set to the task's name.
+        task: the Task (loss, collation, metrics, best metric); default `task_for_model(model)`.
 
     Returns:
-        A TrainResult (history, best_val_acc, final_metrics, the model).
+        A TrainResult (history, best_value of task.best_metric (best_val_acc for a classifier), final_metrics,
+        the model).
 
     Raises:
         NonFiniteLossError: the loss became NaN or infinite (the last checkpoint, if any, is kept).
         InputError: empty data, nothing to train, or a run folder that belongs to another run.
     """
     trainer = Trainer(model, train_data, val_data, config, out_dir=out_dir, callbacks=callbacks,
-                      param_groups=param_groups, progress=progress, meta=meta)
+                      param_groups=param_groups, progress=progress, meta=meta, task=task)
     return trainer.run(resume=resume)
+
+
+def _zero_sums() -> dict[str, float]:
+    return {"loss": 0.0, "n": 0.0}
+
+
+def _sums_from_state(saved) -> dict[str, float]:
+    """The epoch sums of a checkpoint (a [loss, correct, n] list in checkpoints of cnnkit before tasks)."""
+    if isinstance(saved, (list, tuple)):
+        return {"loss": float(saved[0]), "n": float(saved[2]), "stat:acc": float(saved[1])}
+    return {k: float(v) for k, v in saved.items()}
