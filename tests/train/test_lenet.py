@@ -32,4 +32,7 @@ def test_tour_section_quick(tmp_path):
     assert failed == []
     for name in ("curves", "filters", "confusion"):
         assert (tmp_path / f"lenet-5-on-handwritten-digits-{name}.png").stat().st_size > 2000
-    assert "LeNet-5 on handwritten digits" in index.read_text()
+    text = index.read_text()
+    assert "LeNet-5 on handwritten digits" in text
+    # quick mode says so, and no project target is shown as a fact
+    assert "quick mode: one epoch on 300 images" in text and "target:" not in text

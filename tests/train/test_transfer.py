@@ -282,3 +282,4 @@ def test_tour_section_quick(tmp_path):
     picture = tmp_path / "transfer-learning-freeze-fine-tune-or-train-from-scratch-transfer-settings.png"
     assert picture.stat().st_size > 10_000
     assert (tmp_path / "transfer-pretrained-digits0-4.safetensors").is_file()
+    assert "too little for a conclusion" in index.read_text()  # quick mode never states the full run's lesson

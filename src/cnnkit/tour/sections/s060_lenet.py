@@ -171,8 +171,13 @@ def build(section, ctx) -> None:
         section.figure(fig, "mistakes", "Every test digit the network gets wrong (at most 8 shown).")
     per_class = metrics["per_class_accuracy"]
     worst = min(range(len(per_class)), key=lambda k: per_class[k] if per_class[k] is not None else 2.0)
+    if ctx.quick:
+        how = "quick mode: one epoch on 300 images, far from what the full run reaches"
+    elif metrics["accuracy"] >= 0.98:
+        how = "LeNet-5 reaches 98% or better on these digits"
+    else:
+        how = "below the 98% this recipe usually reaches: a busy machine does not change accuracy, another --seed may"
     section.text(
-        f"Test accuracy {metrics['accuracy']:.2%} on {metrics['n']} images in {seconds:.0f} s of training "
-        f"({'quick mode' if ctx.quick else 'target: at least 98% in under two minutes on two cores'}); the "
-        f"hardest digit is {test.classes[worst]} ({per_class[worst]:.0%} right)."
+        f"Test accuracy {metrics['accuracy']:.2%} on {metrics['n']} images in {seconds:.0f} s of training ({how}); "
+        f"the hardest digit is {test.classes[worst]} ({per_class[worst]:.0%} right)."
     )
