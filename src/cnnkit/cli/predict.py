@@ -1,6 +1,8 @@
-"""`cnnkit predict`: the most likely classes of images, with probabilities.
+"""`cnnkit predict`: what a checkpoint's model sees in images, through its task (a classifier: the most likely
+classes with probabilities; a detector: boxes ...), printed, as JSON, and drawn with `--out`.
 
     cnnkit predict runs/lenet/best.safetensors seven.png --topk 3
+    cnnkit predict runs/det/best.safetensors street.jpg --out predictions/
 """
 
 from __future__ import annotations
@@ -10,74 +12,79 @@ import json
 from cnnkit.cli.common import positive_int
 
 
+def _option(text: str) -> tuple[str, object]:
+    import argparse
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.replace("-", "_"), json.loads(value)
+    except json.JSONDecodeError:
+        return key.replace("-", "_"), value
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "predict", help="classify images with a checkpoint (class names and probabilities)",
-        description="Classify image files with a cnnkit checkpoint. Each image is read, converted to the "
-                    "checkpoint's channels, resized to its input size and normalised with its mean/std, "
-                    "exactly as the training images were.",
+        "predict", help="run a checkpoint on images (classes, boxes ... by the model's task)",
+        description="Run a cnnkit checkpoint on image files through its task. Each image is read, converted to "
+                    "the checkpoint's channels, resized to its input size and normalised with its mean/std, "
+                    "exactly as the training images were. With --out, each image's result is also drawn "
+                    "(OUT/NAME.png) and written as JSON (OUT/NAME.json).",
     )
     p.add_argument("checkpoint", help="cnnkit model file (.safetensors) written by `cnnkit train`")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument("--topk", type=positive_int, default=5, help="classes to show per image (default 5)")
+    p.add_argument("--conf", type=float, default=None, help="score threshold of detections (detection tasks)")
+    p.add_argument("--iou", type=float, default=None, help="NMS IoU threshold (detection tasks)")
+    p.add_argument("--set", type=_option, action="append", default=[], metavar="KEY=VALUE", dest="options",
+                   help="another option of the task's predict (repeatable; VALUE read as JSON when it can be)")
+    p.add_argument("--out", default=None, metavar="DIR", help="also write a picture and a JSON file per image")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
 
 def preprocess(paths: list[str], meta: dict):
-    """Image files as the model's input batch (N, C, H, W): decoded and resized the way training data was.
+    """A classifier's input batch (N, C, H, W) from image files (`cnnkit.tasks.classification.preprocess_files`)."""
+    from cnnkit.tasks.classification import preprocess_files
 
-    Raises:
-        MissingFileError, FileFormatError: a path is missing or not a readable image (named in the message).
-    """
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    from cnnkit.data.dataset import FileStore
-    from cnnkit.io import require_file
-
-    c, h, w = (meta.get("input_size") or [3, None, None])[:3]
-    files = [require_file(p) for p in paths]
-    if h is not None and h == w:
-        store = FileStore(files, c, h)  # the decoder cnnkit's image folders use, so inputs match training's
-        arrays = [store.read(i) for i in range(len(files))]
-    else:
-        arrays = []
-        for f in files:
-            from cnnkit.io import read_image
-
-            img = Image.fromarray(read_image(f, mode="L" if c == 1 else "RGB"))
-            if h is not None:
-                img = img.resize((w, h), Image.BILINEAR)
-            a = np.asarray(img)
-            arrays.append(a[:, :, None] if a.ndim == 2 else a)
-    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0)  # (N, C, H, W)
-    mean = torch.tensor(meta.get("mean") or [0.0] * c).view(1, -1, 1, 1)
-    std = torch.tensor(meta.get("std") or [1.0] * c).view(1, -1, 1, 1)
-    return (x - mean) / std
+    return preprocess_files(paths, meta)
 
 
 def run(args) -> int:
-    import torch
-
     from cnnkit.checkpoint import load_model_file
+    from cnnkit.tasks import get_task
 
     model, meta = load_model_file(args.checkpoint)
-    x = preprocess(args.images, meta)
-    with torch.no_grad():
-        probs = torch.softmax(model(x).float(), dim=1)
-    classes = meta.get("classes") or [str(i) for i in range(probs.shape[1])]
-    k = min(args.topk, probs.shape[1])
-    top = probs.topk(k, dim=1)
-    results = []
-    for path, values, indices in zip(args.images, top.values.tolist(), top.indices.tolist(), strict=True):
-        results.append({"image": path, "predictions": [{"class": classes[i], "probability": round(v, 6)}
-                                                       for v, i in zip(values, indices, strict=True)]})
+    task = get_task(meta["task"])
+    opts = {"topk": args.topk, **{k: v for k, v in (("conf", args.conf), ("iou", args.iou)) if v is not None},
+            **dict(args.options)}
+    predictions = task.predict_files(model, args.images, meta, **opts)
+    results = [{"image": path, **r} for path, r in zip(args.images, predictions, strict=True)]
+    if args.out is not None:
+        _write(args.out, results, task, meta)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    for r in results:
-        best = ", ".join(f"{p['class']} {p['probability']:.3f}" for p in r["predictions"])
-        print(f"{r['image']}: {best}")
+    for path, r in zip(args.images, predictions, strict=True):
+        print(f"{path}: {task.describe(r)}")
     return 0
+
+
+def _write(out_dir: str, results: list[dict], task, meta: dict) -> None:
+    """OUT/NAME.png (the task's drawing) and OUT/NAME.json per image; a name used twice gets a -2, -3 ..."""
+    from pathlib import Path
+
+    from cnnkit.io import atomic_write, read_image, save_image
+
+    out = Path(out_dir)
+    seen: dict[str, int] = {}
+    for r in results:
+        stem = Path(r["image"]).stem
+        seen[stem] = seen.get(stem, 0) + 1
+        name = stem if seen[stem] == 1 else f"{stem}-{seen[stem]}"
+        result = {k: v for k, v in r.items() if k != "image"}
+        save_image(out / f"{name}.png", task.render(read_image(r["image"]), result, meta))
+        with atomic_write(out / f"{name}.json", "w") as f:
+            json.dump(r, f, indent=2)
+            f.write("\n")

@@ -1,4 +1,6 @@
-"""`cnnkit train`: train a zoo model on a folder, a CSV or a built-in data set, with checkpoints and resume.
+"""`cnnkit train`: train a zoo model for its task on a folder, a file or a built-in data set, with checkpoints
+and resume. The task (classification, detection ...) follows from the model; it loads the data
+(`Task.load_data`) and supplies loss and metrics.
 
     cnnkit train --model lenet5_modern --data digits --epochs 15 --out runs/lenet
     torchrun --nproc_per_node 2 -m cnnkit train --model lenet5 --data digits --out runs/ddp
@@ -34,10 +36,11 @@ def _positive_float(text: str) -> float:
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train", help="train a model (checkpoints, logs, curves; --resume continues an interrupted run)",
-        description="Train a registered model. DATA is a folder of class sub-folders, a CSV of path,label rows, "
-                    "or a built-in name (digits, shapes). Writes RUN_DIR/{last,best}.safetensors, last.state.pt, "
-                    "log.csv, metrics.json (test accuracy included) and curves.png. Runs under torchrun for "
-                    "data-parallel training.",
+        description="Train a registered model for its task (classification unless the model serves another, "
+                    "e.g. detection). For classification DATA is a folder of class sub-folders, a CSV of "
+                    "path,label rows, or a built-in name (digits, shapes); other tasks read their own formats. "
+                    "Writes RUN_DIR/{last,best}.safetensors, last.state.pt, log.csv, metrics.json (test metrics "
+                    "included) and curves.png. Runs under torchrun for data-parallel training.",
     )
     p.add_argument("--model", required=True, help="registered model name (`cnnkit models` lists them)")
     p.add_argument("--data", required=True, help="folder, CSV or built-in name (digits, shapes)")
@@ -55,8 +58,8 @@ def register(subparsers) -> None:
     p.add_argument("--gamma", type=float, default=0.1, help="'step' schedule factor")
     p.add_argument("--grad-clip", type=_positive_float, default=None, metavar="MAX_NORM")
     p.add_argument("--early-stopping", type=positive_int, default=None, metavar="PATIENCE",
-                   help="stop after PATIENCE epochs without a better validation accuracy")
-    p.add_argument("--label-smoothing", type=_fraction, default=0.0)
+                   help="stop after PATIENCE epochs without a better validation metric (accuracy for classifiers)")
+    p.add_argument("--label-smoothing", type=_fraction, default=0.0, help="classification only")
     p.add_argument("--augment", default=None, metavar="SPEC",
                    help="training augmentation, e.g. 'crop,rotate' or 'default' (`cnnkit augment --list`)")
     p.add_argument("--image-size", type=positive_int, default=None, help="resize images to SIZE x SIZE")
@@ -92,12 +95,12 @@ def run(args) -> int:
 
     from cnnkit.errors import InputError
     from cnnkit.models import create_model
-    from cnnkit.train import TrainConfig, evaluate, fit
+    from cnnkit.train import TrainConfig, fit
     from cnnkit.train import distributed as dist
     from cnnkit.train.callbacks import PrintEpochs
     from cnnkit.train.checkpointing import BEST_FILE, has_state
     from cnnkit.train.logging import write_json
-    from cnnkit.train.runs import default_in_chans, load_split, one_line_warnings, run_meta
+    from cnnkit.train.runs import default_in_chans, one_line_warnings, run_meta
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -115,22 +118,19 @@ def run(args) -> int:
         channels_last=args.channels_last, bf16=args.bf16, seed=args.seed, num_workers=args.workers,
         label_smoothing=args.label_smoothing, device=args.device, checkpoint_every=args.checkpoint_every,
     )
+    task = _task_of(args.model)
     main = int(os.environ.get("RANK", "0")) == 0  # torchrun's rank (the process group starts inside fit)
     with one_line_warnings("cnnkit train", show=main):  # other ranks would only repeat rank 0's warnings
-        kw = {"image_size": args.image_size, "in_chans": in_chans, "split_seed": args.split_seed,
-              "strict": args.strict}
-        train_ds = load_split(args.data, "train", **kw)
-        val_ds = load_split(args.data, "val", mean=train_ds.mean, std=train_ds.std, **kw)
-        test_ds = load_split(args.data, "test", mean=train_ds.mean, std=train_ds.std, **kw)
+        splits = task.load_data(args.data, image_size=args.image_size, in_chans=in_chans,
+                                split_seed=args.split_seed, strict=args.strict, augment=args.augment, seed=args.seed)
+    train_ds = splits["train"]
+    val_ds, test_ds = splits.get("val") or [], splits.get("test") or []
     if len(train_ds) == 0:
         raise InputError(f"{args.data}: the training split is empty")
-    if args.augment:
-        from cnnkit.augment import build_transform
 
-        train_ds.transform = build_transform(args.augment, image_size=train_ds.image_size, seed=args.seed)
-
-    num_classes = len(train_ds.classes)
-    model_kwargs = {"num_classes": num_classes, "in_chans": in_chans}
+    classes = getattr(train_ds, "classes", None)
+    num_classes = len(classes) if classes is not None else None
+    model_kwargs = _accepted(args.model, {"num_classes": num_classes, "in_chans": in_chans})
     torch.manual_seed(args.seed)  # the initial weights follow the seed too
     model = create_model(args.model, **model_kwargs)
     if args.weights or args.freeze or args.finetune_last:
@@ -139,14 +139,16 @@ def run(args) -> int:
         apply_transfer(model, weights=args.weights, freeze=args.freeze, finetune_last=args.finetune_last,
                        num_classes=num_classes)
     meta = run_meta(args.model, model_kwargs, train_ds, source=args.data, split_seed=args.split_seed,
-                    strict=args.strict)
+                    strict=args.strict, task=task.name)
     if main:
         n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        what = f", {num_classes} classes" if num_classes is not None else ""
         print(f"{args.model}: {n_train:,} trainable parameters; {args.data}: {len(train_ds)} train, "
-              f"{len(val_ds)} val, {len(test_ds)} test images, {num_classes} classes"
+              f"{len(val_ds)} val, {len(test_ds)} test images{what}"
               + (f"; {dist.world_size()} processes" if dist.world_size() > 1 else ""))
     result = fit(model, train_ds, val_ds if len(val_ds) else None, config, out_dir=out, resume=args.resume,
-                 progress=not args.no_progress, meta=meta, callbacks=[PrintEpochs()] if args.no_progress else ())
+                 progress=not args.no_progress, meta=meta, callbacks=[PrintEpochs()] if args.no_progress else (),
+                 task=task)
 
     if dist.is_main():
         final = dict(result.final_metrics)
@@ -159,15 +161,46 @@ def run(args) -> int:
                 which = "best"
             else:
                 test_model, which = result.model, "last"
-            final["test"] = evaluate(test_model, test_ds, batch_size=config.eval_batch_size)
+            final["test"] = task.evaluate(test_model, test_ds, batch_size=config.eval_batch_size)
             final["test_weights"] = which
         write_json(out / "metrics.json", {**final, "config": config.to_dict(), "model": meta})
         line = f"done: {len(result.history)} epochs"
-        if result.best_val_acc is not None:
-            line += f", best val accuracy {result.best_val_acc:.4f}"
-        if "test" in final:
-            line += f", test accuracy {final['test']['accuracy']:.4f} ({final['test_weights']} weights)"
+        metric = task.best_metric
+        if result.best_value is not None:
+            line += f", best val {metric} {result.best_value:.4f}"
+        if isinstance((final.get("test") or {}).get(metric), (int, float)):
+            line += f", test {metric} {final['test'][metric]:.4f} ({final['test_weights']} weights)"
         print(f"{line}; files in {out}")
     dist.cleanup()
     return 0
+
+
+def _task_of(model_name: str):
+    """The task a registered model serves, read from a copy built on the meta device (no memory, no RNG)."""
+    import torch
+
+    from cnnkit.models import create_model, get_model_builder
+    from cnnkit.tasks import get_task, task_name_of
+
+    get_model_builder(model_name)  # an unknown name: the registry's one-line error with close matches
+    probe = None
+    for where in ("meta", "cpu"):  # cpu: a builder that cannot run on the meta device (cli reseeds after)
+        try:
+            with torch.device(where):
+                probe = create_model(model_name)
+            break
+        except Exception:  # noqa: S112  (any failure here is the real build's to report, with its own message)
+            continue
+    return get_task(task_name_of(probe) if probe is not None else "classification")
+
+
+def _accepted(model_name: str, kwargs: dict) -> dict:
+    """The entries of `kwargs` (those not None) that the model's builder takes."""
+    import inspect
+
+    from cnnkit.models import get_model_builder
+
+    params = inspect.signature(get_model_builder(model_name)).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return {k: v for k, v in kwargs.items() if v is not None and (takes_any or k in params)}
 

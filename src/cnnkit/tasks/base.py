@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 import torch
 from torch.utils.data import default_collate
 
-from cnnkit.errors import UnknownNameError
+from cnnkit.errors import InputError, UnknownNameError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -130,10 +130,14 @@ class Task:
         return row
 
     def evaluate(self, model: nn.Module, data: Any, **opts: Any) -> dict[str, Any]:
-        """The metrics of `model` on `data` (`Meter.compute()`); opts: batch_size, device, bf16, num_workers."""
+        """The metrics of `model` on `data` (`Meter.compute()`); opts: batch_size, device, bf16, channels_last,
+        num_workers (others are ignored; a test-time augmentation "tta" is refused: it is for classifiers)."""
         from cnnkit.train.evaluation import evaluate_task
 
-        return evaluate_task(model, data, self, **opts)
+        if opts.get("tta"):
+            raise InputError(f"test-time augmentation (--tta) is for classifiers, not for a {self.name} model")
+        known = ("batch_size", "device", "bf16", "channels_last", "num_workers")
+        return evaluate_task(model, data, self, **{k: opts[k] for k in known if k in opts})
 
     def row_key(self) -> str:
         """The best metric's name in history rows (without the val_ prefix)."""

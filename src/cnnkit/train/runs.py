@@ -54,21 +54,28 @@ def load_split(source: str, split: str, *, image_size: int | None, in_chans: int
 
 
 def run_meta(model_name: str, model_kwargs: dict[str, Any], train_ds, *, source: str, split_seed: int,
-             strict: bool = False) -> dict[str, Any]:
-    """Model-file metadata: how to rebuild the model and feed it (size, channels, normalisation, classes)."""
+             strict: bool = False, task: str = "classification") -> dict[str, Any]:
+    """Model-file metadata: how to rebuild the model and feed it (task, size, channels, normalisation, classes).
+
+    Reads the data set's `classes`, `mean`, `std`, `image_size`, `in_chans` where it has them (a task's data
+    set may lack some: they are then left out) and the size of its first image.
+    """
     image = train_ds[0][0] if len(train_ds) else None
-    size = list(image.shape) if image is not None else [train_ds.in_chans, train_ds.image_size, train_ds.image_size]
-    return {
-        "model": model_name,
-        "model_kwargs": model_kwargs,
-        "classes": list(train_ds.classes),
-        "input_size": size,
-        "in_chans": int(size[0]),
-        "mean": list(train_ds.mean),
-        "std": list(train_ds.std),
-        "data": {"source": source, "split_seed": split_seed, "image_size": train_ds.image_size,
-                 "val_fraction": VAL_FRACTION, "test_fraction": TEST_FRACTION, "strict": strict},
-    }
+    image_size = getattr(train_ds, "image_size", None)
+    if image is not None and hasattr(image, "shape"):
+        size = list(image.shape)
+    else:
+        size = [getattr(train_ds, "in_chans", 3), image_size, image_size]
+    meta: dict[str, Any] = {"model": model_name, "model_kwargs": model_kwargs, "task": task}
+    if getattr(train_ds, "classes", None) is not None:
+        meta["classes"] = list(train_ds.classes)
+    meta.update({"input_size": size, "in_chans": int(size[0])})
+    for key in ("mean", "std"):
+        if getattr(train_ds, key, None) is not None:
+            meta[key] = [float(v) for v in getattr(train_ds, key)]
+    meta["data"] = {"source": source, "split_seed": split_seed, "image_size": image_size,
+                    "val_fraction": VAL_FRACTION, "test_fraction": TEST_FRACTION, "strict": strict}
+    return meta
 
 
 def data_for_checkpoint(meta: dict[str, Any], source: str, split: str, *, split_seed: int | None = None,
