@@ -5,7 +5,8 @@ A data set is a *source* (anything with `classes`, `__len__` and `get(i) -> Dete
 - view="detection" (also "localisation", "landmarks"): `(image, target)` with image float (C, H, W) in [0, 1]
   and target {"boxes": float32 (N, 4) xyxy pixels, "labels": int64 (N,) 0-based class indices,
   "masks": uint8 (N, H, W) (when the source has them), "keypoints": float32 (N, K, 2) xy pixels (when it has
-  them), "image_id": int}. N may be 0 (an image with no object is valid).
+  them), "image_id": int, "iscrowd": bool (N,) (when the source flags crowd / difficult objects)}.
+  N may be 0 (an image with no object is valid).
 - view="semantic": `(image, int64 (H, W))` with 0 = background, k + 1 = class k, 255 = ignore.
 
 An optional `transform` (a `cnnkit.augment` transform) moves boxes, masks and landmarks with the image; boxes it
@@ -42,6 +43,7 @@ class DetectionItem:
         keypoints: float32 (N, K, 2) xy pixels, or None.
         semantic: int64 (H, W) (0 background, k + 1 class k, 255 ignore), or None (then made from the masks).
         image_id: an integer id.
+        iscrowd: bool (N,) crowd / difficult objects (evaluation ignores them), or None.
     """
 
     image: np.ndarray
@@ -51,6 +53,7 @@ class DetectionItem:
     keypoints: np.ndarray | None = None
     semantic: np.ndarray | None = None
     image_id: int = 0
+    iscrowd: np.ndarray | None = None
 
 
 def semantic_from_masks(labels: np.ndarray, masks: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:
@@ -106,11 +109,11 @@ class DetectionDataset(Dataset):
 
     def __getitem__(self, i: int):
         item = self.source.get(i)
-        image = torch.from_numpy(np.ascontiguousarray(item.image)).permute(2, 0, 1).float().div_(255.0)
+        image = torch.from_numpy(np.require(item.image, requirements=["C", "W"])).permute(2, 0, 1).float().div_(255.0)
         h, w = image.shape[-2:]
         if self.view == "semantic":
             sem = item.semantic if item.semantic is not None else semantic_from_masks(item.labels, item.masks, (h, w))
-            s = Sample(image, masks=torch.from_numpy(np.asarray(sem, np.int64)))
+            s = Sample(image, masks=torch.from_numpy(np.require(sem, np.int64, ["C", "W"])))
             if self.transform is not None:
                 s = self.transform(s)
             if self.size:
@@ -120,15 +123,18 @@ class DetectionDataset(Dataset):
         n = len(item.labels)
         masks = kps = None
         if self.with_masks and item.masks is not None:
-            masks = torch.from_numpy(np.ascontiguousarray(item.masks, np.uint8))
+            masks = torch.from_numpy(np.require(item.masks, np.uint8, ["C", "W"]))
         if item.keypoints is not None:
-            kps = torch.from_numpy(np.asarray(item.keypoints, np.float32))
+            kps = torch.from_numpy(np.require(item.keypoints, np.float32, ["C", "W"]))
             kps = kps.reshape(n, kps.shape[-2] if kps.ndim == 3 else 0, 2)
-        s = Sample(image, boxes=torch.from_numpy(np.asarray(item.boxes, np.float32)).reshape(n, 4),
+        s = Sample(image, boxes=torch.from_numpy(np.require(item.boxes, np.float32, ["C", "W"])).reshape(n, 4),
                    masks=masks if masks is None or n else None, landmarks=kps,
-                   labels=torch.from_numpy(np.asarray(item.labels, np.int64)))
+                   labels=torch.from_numpy(np.require(item.labels, np.int64, ["C", "W"])))
         if self.transform is not None:
             s = self.transform(s)
+        if s.boxes is None or len(s.boxes) != n:
+            raise InputError("the transform dropped boxes (SanitizeBoxes?): leave that out, DetectionDataset drops "
+                             "boxes under 1 pixel itself, with their masks and keypoints")
         info = None
         if self.size:
             s, info = letterbox_sample(s, self.size, mask_fill=0)
@@ -141,6 +147,8 @@ class DetectionDataset(Dataset):
                                                                                                    dtype=torch.uint8)
         if kps is not None:
             target["keypoints"] = s.landmarks[keep].float()
+        if item.iscrowd is not None:
+            target["iscrowd"] = torch.from_numpy(np.require(item.iscrowd, bool, ["C", "W"]))[keep]
         if info is not None:
             target["letterbox"] = info
         return s.image, target
