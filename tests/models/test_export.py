@@ -151,7 +151,7 @@ def test_cli_export_errors(tmp_path, run_cli):
 
 
 def test_load_source_missing_path():
-    from cnnkit.models.export import load_source
+    from cnnkit.checkpoint import load_source
 
     with pytest.raises(MissingFileError):
         load_source("some/dir/model.safetensors")

@@ -27,8 +27,9 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import torch
 
+    from cnnkit.checkpoint import load_source
     from cnnkit.errors import InputError
-    from cnnkit.models.export import ONNX_HINT, load_source
+    from cnnkit.models.export import ONNX_HINT
     from cnnkit.models.inference import VARIANTS, benchmark
 
     variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())

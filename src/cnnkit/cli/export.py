@@ -23,7 +23,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from cnnkit.models.export import check_export, example_input, export_model, load_source
+    from cnnkit.checkpoint import load_source
+    from cnnkit.models.export import check_export, example_input, export_model
 
     model, meta = load_source(args.source, weights=args.weights, num_classes=args.num_classes)
     shape = _input_shape(model, meta, args.size)

@@ -40,6 +40,9 @@ __all__ = [
 log = logging.getLogger("cnnkit.weights")
 
 # Keys under which training scripts nest the model's weights; the first that holds a mapping is used.
+# the metadata key of cnnkit model files; the same as cnnkit.checkpoint.META_KEY (a test checks), kept here because
+# cnnkit.checkpoint builds models and so must be the one that imports this package, not the other way round
+META_KEY = "cnnkit"
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "module", "net", "network", "weights")
 # Prefixes that wrappers add to every key: DataParallel, torch.compile, Lightning modules.
 _KEY_PREFIXES = ("module.", "_orig_mod.", "model.", "net.", "network.")
@@ -158,8 +161,6 @@ def _looks_like_safetensors(head: bytes, size: int) -> bool:
 
 def _read_safetensors(p: Path) -> WeightsFile:
     from safetensors import safe_open
-
-    from cnnkit.checkpoint import META_KEY
 
     try:
         state = {}
