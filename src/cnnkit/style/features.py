@@ -29,6 +29,7 @@ __all__ = [
     "layer_geometry",
     "layer_names",
     "load_network",
+    "Network",
 ]
 
 
@@ -269,34 +270,56 @@ def layer_geometry(model: nn.Module, layer: str, input_size: tuple[int, int] = (
     return r, j, offset
 
 
-def load_network(model: str | nn.Module, weights: str | None = None) -> tuple[nn.Module, InputNorm, str]:
+@dataclass
+class Network:
+    """A loaded network with what it takes to feed it and read its output.
+
+    Attributes:
+        model: the module, in eval mode.
+        norm: its input preprocessing (inputs are RGB in [0, 1]).
+        description: one line saying what was loaded.
+        classes: class names of its outputs, when known.
+        input_size: (C, H, W) it was trained on.
+    """
+
+    model: nn.Module
+    norm: InputNorm
+    description: str
+    classes: list[str] | None = None
+    input_size: tuple[int, int, int] = (3, 224, 224)
+
+
+def load_network(model: str | nn.Module, weights: str | None = None) -> Network:
     """A network and its preprocessing from a zoo name, a pretrained tag, a weights file or a cnnkit model file.
 
     Args:
         model: a registered model name ("vgg16", "vgg16_hed"), a path to a cnnkit model file (.safetensors written
             by `cnnkit train`), or a module (taken with ImageNet preprocessing).
         weights: for a zoo name, a pretrained tag ("imagenet", "hed") or a weights file.
-
-    Returns:
-        (model in eval mode, its InputNorm, a one-line description of what was loaded).
     """
     import os
 
     if isinstance(model, nn.Module):
-        return model.eval(), IMAGENET_NORM, type(model).__name__
+        size = tuple(getattr(model, "default_input_size", (3, 224, 224)))
+        return Network(model.eval(), IMAGENET_NORM, type(model).__name__, None, size)
     if os.path.exists(model):
         from cnnkit.checkpoint import load_model_file
 
         net, meta = load_model_file(model)
-        c = (meta.get("input_size") or [3])[0]
-        mean = tuple(meta.get("mean") or [0.0] * c)
-        std = tuple(meta.get("std") or [1.0] * c)
-        return net, InputNorm("RGB", 1.0, mean, std), f"{meta.get('model', '?')} from {model}"
+        size = tuple(meta.get("input_size") or getattr(net, "default_input_size", (3, 224, 224)))
+        mean = tuple(meta.get("mean") or [0.0] * size[0])
+        std = tuple(meta.get("std") or [1.0] * size[0])
+        return Network(net.eval(), InputNorm("RGB", 1.0, mean, std), f"{meta.get('model', '?')} from {model}",
+                       meta.get("classes"), size)
     from cnnkit.models import create_model
 
     net = create_model(model, weights=weights).eval()
+    size = tuple(getattr(net, "default_input_size", (3, 224, 224)))
     cfg = getattr(net, "pretrained_cfg", None)  # set by the pretrained-weights registry, with its preprocessing
     if cfg is not None:
-        return net, InputNorm.from_preprocess(cfg.preprocess), f"{model} with pretrained weights {weights!r}"
+        pre = cfg.preprocess
+        size = (3, *(v or d for v, d in zip(pre.input_size[1:], size[1:], strict=True)))
+        return Network(net, InputNorm.from_preprocess(pre), f"{model} with pretrained weights {weights!r}",
+                       cfg.classes(), size)
     what = f"weights from {weights}" if weights else "random weights"
-    return net, IMAGENET_NORM, f"{model} with {what}"
+    return Network(net, IMAGENET_NORM, f"{model} with {what}", None, size)

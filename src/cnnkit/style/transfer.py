@@ -402,7 +402,8 @@ def style_transfer(
     sw = [v / sum(sw) for v in sw]
 
     if network is None:
-        model, norm, described = load_network(cfg.model, cfg.weights)
+        net = load_network(cfg.model, cfg.weights)
+        model, norm, described = net.model, net.norm, net.description
     else:
         model, norm = network
         described = type(model).__name__
