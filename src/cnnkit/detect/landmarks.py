@@ -9,16 +9,19 @@ new top-right one. `HorizontalFlipLandmarks` does both; the pairs come from the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
+if TYPE_CHECKING:  # cnnkit.models imports this module: no runtime import back
+    from cnnkit.models.backbone import Backbone
+
 from cnnkit.augment import functional as AF
 from cnnkit.augment.sample import Sample
 from cnnkit.augment.transforms import Transform
 from cnnkit.detect.localization import SpatialHead
-from cnnkit.models.backbone import Backbone
 
 
 def swap_pairs(points: Tensor, pairs: Sequence[tuple[int, int]]) -> Tensor:

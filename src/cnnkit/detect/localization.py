@@ -10,12 +10,16 @@ numbers and softmax cross-entropy on the classes; where there is none, the rest 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from cnnkit.models.backbone import Backbone
+if TYPE_CHECKING:  # cnnkit.models imports this module: no runtime import back
+    from cnnkit.models.backbone import Backbone
+
 
 
 def encode_localization(targets: list[dict], image_size: tuple[int, int], num_classes: int) -> Tensor:
@@ -72,7 +76,8 @@ def localization_loss(output: Tensor, y: Tensor, *, box_weight: float = 5.0) -> 
     l_box = ((output[present, 1:5] - y[present, 1:5]) ** 2).sum()
     l_cls = F.cross_entropy(output[present, 5:], y[present, 5:].argmax(-1), reduction="sum")
     total = (l_pc + box_weight * l_box + l_cls) / n
-    return total, {"pc": float(l_pc) / n, "box": float(box_weight * l_box) / n, "cls": float(l_cls) / n}
+    return total, {"pc": float(l_pc.detach()) / n, "box": float(box_weight * l_box.detach()) / n,
+                   "cls": float(l_cls.detach()) / n}
 
 
 class SpatialHead(nn.Module):

@@ -83,14 +83,12 @@ def load_detection_data(source: str, view: str, opts: dict[str, Any], default_au
         parts = load_scenes(view=view, transform=aug, **{**kw, **{s: (kw[s] if s in splits else 0)
                                                                 for s in ("train", "val", "test")}})
         return parts
-    try:
-        from cnnkit.data.annotations import load_detection
-    except ImportError:
-        raise InputError(f"cannot read {source!r}: this cnnkit has no annotation-folder reader yet; use "
-                         "--data scenes") from None
+    from cnnkit.data.detection_files import load_detection
+
     size = int(size or 256)
-    out = load_detection(source, splits=splits, size=size, view=view, strict=bool(opts.get("strict", False)),
-                         seed=int(opts.get("split_seed") or 0))
+    out = load_detection(source, view="detection", letterbox=size, strict=bool(opts.get("strict", False)),
+                         seed=int(opts.get("split_seed") or 0), masks=False)
+    out = {k: v for k, v in out.items() if k in splits}
     if "train" in out:
         out["train"].transform = _transform(opts, size, default_augment)
     return out
@@ -213,9 +211,9 @@ class DetectionTask(Task):
         else:
             xb, info = letterbox(x, None, stride=model.stride)
         model.eval()
-        det = model.detect(xb[None], score_threshold=float(opts.get("score_threshold") or self.score_threshold),
-                           iou_threshold=float(opts.get("iou_threshold") or self.iou_threshold),
-                           max_detections=int(opts.get("max_detections") or self.max_detections))[0]
+        det = model.detect(xb[None], score_threshold=float(_opt(opts, "score_threshold", self.score_threshold)),
+                           iou_threshold=float(_opt(opts, "iou_threshold", self.iou_threshold)),
+                           max_detections=int(_opt(opts, "max_detections", self.max_detections)))[0]
         boxes = unletterbox_boxes(det["boxes"], info)
         classes = meta.get("classes") or [str(i) for i in range(model.num_classes)]
         return {"detections": [{"class": classes[int(c)], "class_id": int(c), "score": round(float(s), 5),
@@ -313,6 +311,11 @@ def _dataset(data):
     return getattr(ds, "dataset", ds) if not hasattr(ds, "classes") else ds
 
 
+def _opt(opts: dict[str, Any], key: str, default):
+    value = opts.get(key)
+    return default if value is None else value
+
+
 def _to_float_chw(image: np.ndarray) -> torch.Tensor:
     a = np.asarray(image)
     if a.ndim == 2:
@@ -333,31 +336,28 @@ def _as_uint8(image: np.ndarray) -> np.ndarray:
     return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else np.ascontiguousarray(a[:, :, :3])
 
 
-def draw_detections(image: np.ndarray, detections: list[dict], *, landmarks=None) -> np.ndarray:
-    """The image (H, W, 3) uint8 with boxes (colour per class), "class score" labels and optional landmarks."""
-    from PIL import Image, ImageDraw
+def draw_detections(image: np.ndarray, detections: list[dict], *, landmarks=None, class_names=None) -> np.ndarray:
+    """The image (H, W, 3) uint8, enlarged, with boxes (colour per class), "class score" labels and optional
+    landmarks (K, 2) pixels, through `cnnkit.viz.draw.draw_annotations`."""
+    from cnnkit.viz.draw import draw_annotations
 
-    img = _as_uint8(image)
-    scale = max(1, 384 // max(img.shape[:2]))  # small scenes are enlarged so the labels are legible
-    pic = Image.fromarray(img).resize((img.shape[1] * scale, img.shape[0] * scale), Image.NEAREST)
-    draw = ImageDraw.Draw(pic)
-    palette = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
-               (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128)]
+    names = list(class_names or [])
     for d in detections:
-        colour = palette[int(d.get("class_id", 0)) % len(palette)]
-        x1, y1, x2, y2 = (v * scale for v in d["box"])
-        draw.rectangle([x1, y1, x2, y2], outline=colour, width=2)
-        label = f"{d['class']} {d['score']:.2f}" if "score" in d else str(d["class"])
-        tw = draw.textlength(label)
-        ty = y1 - 12 if y1 >= 12 else y1
-        draw.rectangle([x1, ty, x1 + tw + 4, ty + 12], fill=colour)
-        draw.text((x1 + 2, ty), label, fill=(255, 255, 255))
+        cid = int(d.get("class_id", 0))
+        while len(names) <= cid:
+            names.append(str(len(names)))
+        names[cid] = d.get("class", names[cid])
+    target: dict[str, Any] = {}
+    if detections:
+        target["boxes"] = np.asarray([d["box"] for d in detections], np.float32).reshape(-1, 4)
+        target["labels"] = np.asarray([int(d.get("class_id", 0)) for d in detections])
+        if all("score" in d for d in detections):
+            target["scores"] = np.asarray([d["score"] for d in detections], np.float32)
     if landmarks is not None:
-        for k, (x, y) in enumerate(np.asarray(landmarks, np.float64).reshape(-1, 2)):
-            c = palette[k % len(palette)]
-            draw.ellipse([x * scale - 4, y * scale - 4, x * scale + 4, y * scale + 4], fill=c, outline=(0, 0, 0))
-            draw.text((x * scale + 5, y * scale - 5), str(k), fill=c)
-    return np.asarray(pic)
+        target["keypoints"] = np.asarray(landmarks, np.float32).reshape(1, -1, 2)
+        if not detections:
+            target["labels"] = np.zeros(1, np.int64)
+    return draw_annotations(_as_uint8(image), target, names or None, show_landmark_ids=landmarks is not None)
 
 
 def _largest(target: dict) -> int | None:
