@@ -45,7 +45,8 @@ def test_predict_any_image_size_gives_boxes_in_its_pixels(image_size):
 
 
 def test_localization_target_round_trip_and_perfect_loss():
-    targets = [{"boxes": torch.tensor([[10.0, 20.0, 50.0, 40.0], [0.0, 0.0, 5.0, 5.0]]), "labels": torch.tensor([2, 1])},
+    two = torch.tensor([[10.0, 20.0, 50.0, 40.0], [0.0, 0.0, 5.0, 5.0]])
+    targets = [{"boxes": two, "labels": torch.tensor([2, 1])},
                {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}]
     y = encode_localization(targets, (64, 100), 3)
     # the largest object, midpoint and size as fractions of the image: (p_c, b_x, b_y, b_h, b_w, c)
