@@ -24,6 +24,7 @@ from cnnkit.data.sources import DataWarning
 from cnnkit.errors import FileFormatError, MissingFileError
 
 OVERHANG = 1.0  # pixels a box may leave the image by before it is an error (then it is clipped)
+MAX_SIDE = 100_000  # larger image sides in an annotation are refused (a corrupt number, not a real image)
 
 
 @dataclass
@@ -115,6 +116,23 @@ def check_box(box, width: int, height: int) -> tuple[np.ndarray | None, str]:
     return b, ""
 
 
+def check_annotations(ann: Annotations) -> None:
+    """What a writer needs: per image (N, 4) boxes, N labels within the classes, N segmentations/keypoints."""
+    from cnnkit.errors import InputError
+
+    c = len(ann.classes)
+    for img in ann.images:
+        n = len(img.labels)
+        if np.asarray(img.boxes).shape != (n, 4):
+            raise InputError(f"{img.file}: boxes must be ({n}, 4) for {n} labels, got {np.asarray(img.boxes).shape}")
+        if n and (np.min(img.labels) < 0 or np.max(img.labels) >= c):
+            raise InputError(f"{img.file}: labels must be in 0..{c - 1} (the {c} classes)")
+        for name in ("segmentations", "keypoints", "iscrowd"):
+            v = getattr(img, name)
+            if v is not None and len(v) != n:
+                raise InputError(f"{img.file}: {name} has {len(v)} entries for {n} objects")
+
+
 def boxes_array(boxes: list) -> np.ndarray:
     return np.asarray(boxes, np.float64).reshape(-1, 4).astype(np.float32)
 
@@ -125,7 +143,7 @@ def positive_int(value, what: str) -> int:
         f = float(value)
     except (TypeError, ValueError):
         raise FileFormatError(f"{what} should be a positive whole number, got {value!r}") from None
-    if not math.isfinite(f) or f != int(f) or f < 1 or f > 1_000_000:
+    if not math.isfinite(f) or f != int(f) or f < 1 or f > MAX_SIDE:
         raise FileFormatError(f"{what} should be a positive whole number, got {value!r}")
     return int(f)
 

@@ -17,10 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit.data.annotations import (
+    OVERHANG,
     Annotations,
     ImageAnn,
     Problems,
     boxes_array,
+    check_annotations,
     check_box,
     image_size,
     positive_int,
@@ -78,6 +80,10 @@ def _check_segmentation(seg, height: int, width: int) -> str:
         for poly in seg:
             if not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2 or not all(_is_num(v) for v in poly):
                 return "segmentation polygon must be a list of at least 3 (x, y) number pairs"
+            # pycocotools rasterises in C with no bounds: a far-away point would make it walk billions of pixels
+            xs, ys = poly[0::2], poly[1::2]
+            if min(xs) < -OVERHANG or max(xs) > width + OVERHANG or min(ys) < -OVERHANG or max(ys) > height + OVERHANG:
+                return f"a segmentation polygon point lies outside the {width}x{height} image"
         return ""
     if not isinstance(seg, dict) or "counts" not in seg or "size" not in seg:
         return "segmentation must be a list of polygons or an RLE dict with counts and size"
@@ -178,7 +184,8 @@ def read_coco(path, *, image_root=None, strict: bool = False, check_images: bool
         if img is None:
             problems.bad(f"{where}: image_id {a.get('image_id')!r:.20} names no (readable) image")
             continue
-        if a.get("category_id") not in label_of or isinstance(a.get("category_id"), bool):
+        cid = a.get("category_id")
+        if not isinstance(cid, int) or isinstance(cid, bool) or cid not in label_of:
             problems.bad(f"{where}: unknown class (category_id {a.get('category_id')!r:.20})")
             continue
         bbox = a.get("bbox")
@@ -284,6 +291,7 @@ def _rle_area(seg: dict) -> int:
 
 def write_coco(ann: Annotations, path) -> Path:
     """Write `ann` as a COCO JSON file (atomically: a crash leaves the old file or none)."""
+    check_annotations(ann)
     text = json.dumps(coco_dict(ann), separators=(",", ":"))
     with atomic_write(path, "w") as f:
         f.write(text)

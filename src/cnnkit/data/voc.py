@@ -18,7 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnkit.data.annotations import Annotations, ImageAnn, Problems, boxes_array, check_box, image_size, positive_int
+from cnnkit.data.annotations import (
+    Annotations,
+    ImageAnn,
+    Problems,
+    boxes_array,
+    check_annotations,
+    check_box,
+    image_size,
+    positive_int,
+)
 from cnnkit.errors import FileFormatError, InputError, MissingFileError
 from cnnkit.io import IMAGE_SUFFIXES, atomic_write
 
@@ -192,6 +201,7 @@ def voc_xml(img: ImageAnn, classes: list[str]) -> bytes:
 def write_voc(ann: Annotations, out_dir, *, split_names: dict[str, list[int]] | None = None) -> Path:
     """Write out_dir/Annotations/<image stem>.xml for every image (each atomically), and ImageSets/Main/<split>.txt
     when `split_names` (or `ann.splits`) gives the images of each split."""
+    check_annotations(ann)
     out = Path(out_dir)
     stems = [Path(img.file).stem for img in ann.images]
     if len(set(stems)) != len(stems):

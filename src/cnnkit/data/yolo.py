@@ -23,7 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnkit.data.annotations import Annotations, ImageAnn, Problems, boxes_array, check_box, image_size
+from cnnkit.data.annotations import (
+    Annotations,
+    ImageAnn,
+    Problems,
+    boxes_array,
+    check_annotations,
+    check_box,
+    image_size,
+)
 from cnnkit.errors import FileFormatError, InputError, MissingFileError
 from cnnkit.io import IMAGE_SUFFIXES, atomic_write
 
@@ -53,20 +61,24 @@ def load_yaml(path: Path) -> dict:
 
 def parse_names(names, nc, where: str) -> list[str]:
     """Class names from `names` (list or {index: name}) checked against `nc`."""
+    if not isinstance(names, (dict, list)) or not names:
+        raise FileFormatError(f"{where}: 'names' must be a list or a {{0: name, ...}} mapping of the classes")
+    values = list(names.values()) if isinstance(names, dict) else names
+    # checked before str(): a YAML alias bomb in a name would take forever to print
+    if not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in values):
+        raise FileFormatError(f"{where}: every class name must be a plain name, not a list or mapping")
     if isinstance(names, dict):
         try:
-            idx = sorted(int(k) for k in names)
+            keys = {int(k): v for k, v in names.items()}
         except (TypeError, ValueError):
             raise FileFormatError(f"{where}: names keys must be class numbers 0, 1, ...") from None
-        if idx != list(range(len(idx))):
-            raise FileFormatError(f"{where}: names keys must be 0..{len(idx) - 1} without gaps, got {idx}")
-        out = [str(names[k] if k in names else names[str(k)]) for k in idx]
-    elif isinstance(names, list) and names:
-        out = [str(n) for n in names]
+        if sorted(keys) != list(range(len(names))):
+            raise FileFormatError(f"{where}: names keys must be 0..{len(names) - 1} without gaps or repeats")
+        out = [str(keys[k]) for k in range(len(keys))]
     else:
-        raise FileFormatError(f"{where}: 'names' must be a list or a {{0: name, ...}} mapping of the classes")
+        out = [str(n) for n in names]
     if nc is not None and nc != len(out):
-        raise FileFormatError(f"{where}: nc is {nc} but names lists {len(out)} classes")
+        raise FileFormatError(f"{where}: nc is {nc!r:.20} but names lists {len(out)} classes")
     return out
 
 
@@ -272,6 +284,7 @@ def write_yolo_yaml(path, names: list[str], splits: dict[str, str], *, root: str
 def write_yolo(ann: Annotations, out_dir, *, yaml_name: str = "dataset.yaml") -> Path:
     """Labels of `ann` under out_dir/labels/<split>/ and the dataset YAML; images are expected (or copied by the
     caller) under out_dir/images/<split>/ with the same stems. Splits come from `ann.splits` (else all "train")."""
+    check_annotations(ann)
     out = Path(out_dir)
     splits = ann.splits or {"train": list(range(len(ann.images)))}
     for split, idx in splits.items():

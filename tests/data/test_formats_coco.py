@@ -1,0 +1,160 @@
+"""COCO JSON: exact round trips, bad objects named, and fuzzed files give only cnnkit errors."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from annotation_strategies import CLASSES, image_anns, mutate, only_cnnkit_errors, same_annotations, write_pngs
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cnnkit.data.annotations import Annotations, ImageAnn
+from cnnkit.data.coco import read_coco, rle_counts, write_coco
+from cnnkit.data.sources import DataWarning
+from cnnkit.errors import FileFormatError, InputError, MissingFileError
+
+_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@_SETTINGS
+@given(images=image_anns(masks=True, keypoints=3, crowd=True))
+def test_round_trip_is_exact(tmp_path, images):
+    ann = Annotations(list(CLASSES), images, tmp_path, category_ids=[3, 7, 11], keypoint_names=["a", "b", "c"])
+    path = write_coco(ann, tmp_path / "ann.json")
+    back = read_coco(path, check_images=False, strict=True)
+    same_annotations(ann, back, masks=True, keypoints=True, crowd=True)
+    assert back.category_ids == [3, 7, 11] and back.keypoint_names == ["a", "b", "c"]
+
+
+def test_rle_counts_matches_pycocotools():
+    from pycocotools import mask as mask_utils
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        m = (rng.random((13, 9)) < rng.random()).astype(np.uint8)
+        rle = mask_utils.encode(np.asfortranarray(m))
+        counts = rle_counts(rle["counts"].decode())
+        # the slow, obvious reference: run lengths of the column-major flattening, starting with zeros
+        flat = m.ravel(order="F")
+        runs, cur, n = [], 0, 0
+        for v in flat:
+            if v == cur:
+                n += 1
+            else:
+                runs.append(n)
+                cur, n = v, 1
+        runs.append(n)
+        assert counts == runs
+
+
+def test_polygon_masks_and_image_lookup(tmp_path):
+    img = ImageAnn("a.png", 20, 10, np.array([[2, 2, 12, 8]], np.float32), np.array([1]),
+                   segmentations=[[[2, 2, 12, 2, 12, 8, 2, 8]]], image_id=1)
+    ann = Annotations(CLASSES, [img], tmp_path)
+    write_pngs(tmp_path / "images", [img])
+    write_coco(ann, tmp_path / "ann.json")
+    back = read_coco(tmp_path / "ann.json", strict=True)  # finds images/a.png beside the json
+    m = back.images[0].masks()
+    assert m.shape == (1, 10, 20) and m[0, 3:7, 3:11].all() and m[0, 0].sum() == 0
+
+
+def _coco(tmp_path, anns, images=None, cats=None):
+    images = images if images is not None else [{"id": 1, "file_name": "a.png", "width": 20, "height": 10}]
+    data = {"images": images, "annotations": anns, "categories": cats or [{"id": 1, "name": "cat"}]}
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps(data))
+    return p
+
+
+@pytest.mark.parametrize(
+    "ann, words",
+    [
+        ({"id": 5, "image_id": 1, "category_id": 1, "bbox": [15, 2, 10, 3]}, "outside the 20x10 image"),
+        ({"id": 5, "image_id": 1, "category_id": 1, "bbox": [1, 2, -3, 3]}, "negative size"),
+        ({"id": 5, "image_id": 1, "category_id": 9, "bbox": [1, 2, 3, 3]}, "unknown class"),
+        ({"id": 5, "image_id": 4, "category_id": 1, "bbox": [1, 2, 3, 3]}, "names no .readable. image"),
+        ({"id": 5, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3]}, "bbox must be"),
+        ({"id": 5, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 3], "segmentation": {"size": [10, 20],
+                                                                                            "counts": "zz~~"}},
+         "RLE"),
+        ({"id": 5, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 3],
+          "segmentation": [[0, 0, 1e9, 0, 5, 5]]}, "outside"),
+    ],
+)
+def test_bad_objects_named_strict_or_skipped(tmp_path, ann, words):
+    good = {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4]}
+    p = _coco(tmp_path, [good, ann])
+    with pytest.raises(FileFormatError, match=words) as e:
+        read_coco(p, strict=True, check_images=False)
+    assert "bad.json" in str(e.value) and "annotation #1" in str(e.value)
+    with pytest.warns(DataWarning, match=words):
+        back = read_coco(p, check_images=False)
+    assert len(back.images[0].labels) == 1  # the good one kept
+
+
+def test_missing_image_and_malformed_file(tmp_path):
+    p = _coco(tmp_path, [])
+    with pytest.raises(MissingFileError, match="a.png"):
+        read_coco(p, strict=True)
+    with pytest.warns(DataWarning, match="not found"):
+        assert read_coco(p).images == []
+    (tmp_path / "t.json").write_text('{"images": [')
+    with pytest.raises(FileFormatError, match="t.json: not a readable JSON"):
+        read_coco(tmp_path / "t.json")
+    (tmp_path / "l.json").write_text("[1, 2]")
+    with pytest.raises(FileFormatError, match="not a COCO annotation file"):
+        read_coco(tmp_path / "l.json")
+    with pytest.raises(MissingFileError):
+        read_coco(tmp_path / "none.json")
+
+
+def test_writer_refuses_bad_input_and_leaves_old_file(tmp_path):
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    bad = Annotations(CLASSES, [ImageAnn("a.png", 5, 5, np.zeros((1, 4), np.float32), np.array([7]))])
+    with pytest.raises(InputError, match="labels"):
+        write_coco(bad, target)
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+_VALID = {
+    "images": [{"id": 1, "file_name": "a.png", "width": 20, "height": 10}],
+    "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4], "iscrowd": 0,
+                     "segmentation": {"size": [10, 20], "counts": "R11000X5"}, "keypoints": [1, 2, 2, 3, 4, 1]}],
+    "categories": [{"id": 1, "name": "cat", "keypoints": ["l", "r"]}],
+}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_files_give_only_cnnkit_errors(tmp_path, data):
+    raw = json.dumps(_VALID).encode()
+    p = tmp_path / "f.json"
+    p.write_bytes(mutate(raw, data.draw))
+    out = only_cnnkit_errors(read_coco, p, check_images=False, strict=data.draw(st.booleans()))
+    if isinstance(out, Annotations):
+        for img in out.images:
+            only_cnnkit_errors(img.masks)
+
+
+@pytest.mark.parametrize("payload", [
+    "[" * 100_000 + "]" * 100_000,                                       # deep nesting
+    json.dumps({**_VALID, "images": [{"id": [1], "file_name": {}, "width": 1e400}]}).replace("Infinity", "1e999"),
+    json.dumps({**_VALID, "annotations": [{"image_id": 1, "category_id": [1], "bbox": [1, 1, 1, 1]}]}),
+    json.dumps({**_VALID, "categories": [{"id": 1, "name": "a"}, {"id": 1, "name": "b"}]}),
+    json.dumps({**_VALID, "annotations": [{**_VALID["annotations"][0],
+                                           "segmentation": {"size": [10, 20], "counts": [300]}}]}),
+    "\ufeff\x00\x01",
+])
+def test_adversarial_files(tmp_path, payload):
+    p = tmp_path / "adv.json"
+    p.write_text(payload)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        out = only_cnnkit_errors(read_coco, p, check_images=False)
+    if isinstance(out, Annotations):
+        for img in out.images:
+            img.masks()
