@@ -134,6 +134,8 @@ class Trainer:
                  task: Task | None = None):
         self.config = config
         self.task = task if task is not None else task_for_model(model)
+        if task is not None and hasattr(task, "bind"):  # a task whose loss reads the model (YOLO: anchors, stride)
+            task.bind(model)
         self.task.configure(config)
         self.distributed = distributed.init_from_env(config.device)
         self.device = distributed.local_device(config.device)
@@ -356,11 +358,11 @@ class Trainer:
         sums = self._sums
         sums["loss"] += value * n
         sums["n"] += n
+        for key, v in stats.items():  # the task's statistics first, then the loss parts: the rows' column order
+            sums[f"stat:{key}"] = sums.get(f"stat:{key}", 0.0) + float(v.detach() if isinstance(v, torch.Tensor) else v)
         for key, v in parts.items():
             v = v.detach() if isinstance(v, torch.Tensor) else v  # a part given as a tensor: no graph kept
             sums[f"part:{key}"] = sums.get(f"part:{key}", 0.0) + float(v) * n
-        for key, v in stats.items():
-            sums[f"stat:{key}"] = sums.get(f"stat:{key}", 0.0) + float(v.detach() if isinstance(v, torch.Tensor) else v)
         return value
 
     def _train_epoch(self) -> None:
