@@ -114,7 +114,27 @@ def _outputs(out) -> list[torch.Tensor]:
     return list(out) if isinstance(out, (tuple, list)) else [out]
 
 
-@pytest.fixture(scope="module", params=list_models())
+def _classifiers() -> list[str]:
+    """Registered models whose builder takes `num_classes`: the classifiers and backbones. Networks with other
+    outputs (MTCNN's P/R/O-Net: boxes and face scores) have their own tests beside their files' tests."""
+    import inspect
+
+    from cnnkit.models import get_model_builder
+
+    def _is_classifier(name: str) -> bool:  # models of other tasks (U-Net: task = "segmentation") test elsewhere
+        import typing
+
+        try:  # the class the builder says it returns, without building it
+            cls = typing.get_type_hints(get_model_builder(name)).get("return")
+        except Exception:
+            return True
+        return getattr(cls, "task", "classification") == "classification"
+
+    return [n for n in list_models() if "num_classes" in inspect.signature(get_model_builder(n)).parameters
+            and _is_classifier(n)]
+
+
+@pytest.fixture(scope="module", params=_classifiers())
 def built(request):
     """(name, model with NUM_CLASSES outputs, a small input batch), built once for the tests of one model."""
     name = request.param

@@ -31,3 +31,21 @@ register_pretrained(PretrainedWeights(
     no_deps=True,
     notes="VGG-16 conv1_1..conv5_3 and HED's side outputs; features for style transfer, edges",
 ))
+
+# MTCNN as facenet-pytorch feeds it: RGB, (pixel - 127.5) / 128; P-Net takes any size, R-Net 24x24, O-Net 48x48.
+_FACENET = dict(package="facenet_pytorch", distribution="facenet-pytorch", version="2.6.0", licence="MIT",
+                source="facenet-pytorch 2.6.0 (PyPI, github.com/timesler/facenet-pytorch); MTCNN, Zhang et al. 2016, "
+                       "converted from the authors' Caffe model",
+                no_deps=True)
+for _net, _file, _size, _sha, _side in [
+    ("pnet", "data/pnet.pt", 28_570, "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f", None),
+    ("rnet", "data/rnet.pt", 403_147, "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86", 24),
+    ("onet", "data/onet.pt", 1_559_269, "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d", 48),
+]:
+    register_pretrained(PretrainedWeights(
+        model=f"mtcnn_{_net}", tag="facenet", path=_file, size=_size, sha256=_sha,
+        preprocess=Preprocess(input_size=(3, _side, _side), colour="RGB", scale=255.0, mean=(127.5, 127.5, 127.5),
+                              std=(128.0, 128.0, 128.0), resize="none" if _side is None else "exact"),
+        notes=f"MTCNN {_net[0].upper()}-Net: face detection with 5 landmarks (the cascade is in cnnkit.face)",
+        **_FACENET,
+    ))
