@@ -41,3 +41,25 @@ def test_perfect_voc_is_one_and_missing_class_is_minus_one():
     out = evaluate_voc([{"boxes": boxes, "scores": np.array([0.9, 0.8]), "labels": np.array([0, 1])}],
                        [{"boxes": boxes, "labels": np.array([0, 1])}], class_ids=[0, 1, 2])
     assert out["ap_per_class"] == {0: 1.0, 1: 1.0, 2: -1.0} and out["map50"] == 1.0
+
+
+def test_pr_curve_figures(tmp_path):
+    from cocodata import random_coco
+
+    from cnnkit.io import save_figure
+    from cnnkit.metrics import evaluate_coco
+    from cnnkit.metrics.plots import plot_pr_curves
+
+    gt, results = random_coco(2, n_images=20)
+    coco = evaluate_coco(gt, results)
+    fig = plot_pr_curves(coco, iou_threshold=0.75)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert len(labels) == len(gt["categories"]) - 1  # the class without ground truth has no curve
+    assert all(label.split(" (AP ")[0] in {c["name"] for c in gt["categories"]} for label in labels)
+    save_figure(tmp_path / "pr.png", fig)
+    assert (tmp_path / "pr.png").stat().st_size > 1000
+    boxes = np.array([[0, 0, 10, 10]])
+    voc = evaluate_voc([{"boxes": boxes, "scores": np.array([0.9]), "labels": np.array([3])}],
+                       [{"boxes": boxes, "labels": np.array([3])}])
+    fig = plot_pr_curves(voc, {3: "three"})
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["three (AP 1.000)"]
