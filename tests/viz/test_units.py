@@ -34,6 +34,8 @@ def test_patches_are_the_receptive_field_and_only_it_matters(tiny_vgg, layer, sp
         for p in patches:
             top, bottom, left, right = p.box
             assert (bottom - top, right - left) == (r, r) and p.pixels.shape == (r, r, 3)
+            if r <= 20:  # a window that fits: only units that see no padding are chosen
+                assert top >= 0 and left >= 0 and bottom <= 20 and right <= 20
             img = images[p.image]
             # the patch is the image inside the box (gray outside it)
             y0, x0 = max(top, 0), max(left, 0)

@@ -157,16 +157,13 @@ class FeatureExtractor(nn.Module):
         self.paths = {name: resolve_layer(model, name, names) for name in self.layers}
         self.norm = norm
         self._out: dict[str, torch.Tensor] = {}
-        self._last: str | None = None  # module path after which the forward pass may stop (found on first call)
-        self._order: list[str] = []
+        self._wanted = set(self.paths.values())
         self._named = _has_named_activations(model)  # the model returns its named activations itself: no hooks
 
     def _hook(self, path: str):
         def hook(module, inputs, output):
             self._out[path] = output
-            if self._last is None:
-                self._order.append(path)
-            elif path == self._last:
+            if len(self._out) == len(self._wanted):  # every requested layer has run: skip the rest
                 raise _Stop
 
         return hook
@@ -192,11 +189,9 @@ class FeatureExtractor(nn.Module):
         finally:
             for h in handles:
                 h.remove()
-        if self._last is None:
-            missing = [p for p in self.paths.values() if p not in self._out]
-            if missing:
-                raise InputError(f"layers {missing} did not run in the model's feature pass; pick other layers")
-            self._last = self._order[-1]
+        missing = [p for p in self.paths.values() if p not in self._out]
+        if missing:
+            raise InputError(f"layers {missing} did not run in the model's feature pass; pick other layers")
         out = {name: self._out[path] for name, path in self.paths.items()}
         self._out = {}
         return out

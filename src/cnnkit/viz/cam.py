@@ -33,7 +33,7 @@ def default_cam_layer(model: nn.Module) -> str:
 
 
 def _input(image: np.ndarray, norm: InputNorm) -> torch.Tensor:
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0  # (1, 3, H, W)
+    x = torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1)[None] / 255.0  # (1, 3, H, W)
     return norm(x).detach().requires_grad_(True)
 
 

@@ -12,7 +12,7 @@ __all__ = ["feature_maps", "maps_figure"]
 
 def feature_maps(model, layer: str, image: np.ndarray, norm: InputNorm = IMAGENET_NORM) -> np.ndarray:
     """Activations of `layer` for one (H, W, 3) uint8 image: (C, h, w) float32."""
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+    x = torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1)[None] / 255.0
     with torch.no_grad():
         a = FeatureExtractor(model, [layer], norm)(x)[layer]
     return a[0].float().numpy()

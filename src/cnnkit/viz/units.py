@@ -68,6 +68,21 @@ def _cut(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     return out
 
 
+def _interior(map_size, geometry, image_size) -> torch.Tensor:
+    """(h_l, w_l) bool: units whose window is inside the image (or, if none is, whose centre is in its middle)."""
+    r, j, offset = geometry
+    axes = []
+    for n_l, n in zip(map_size, image_size, strict=True):
+        centre = offset + torch.arange(n_l) * j
+        inside = (centre - (r - 1) / 2 >= 0) & (centre + (r - 1) / 2 <= n - 1)
+        if not inside.any():
+            inside = (centre >= n / 4) & (centre <= 3 * n / 4)
+        if not inside.any():
+            inside = torch.ones(n_l, dtype=torch.bool)
+        axes.append(inside)
+    return axes[0][:, None] & axes[1][None, :]
+
+
 def _batch(images: Sequence[np.ndarray]) -> torch.Tensor:
     arr = np.stack([np.asarray(im) for im in images])
     if arr.ndim == 3:
@@ -76,7 +91,7 @@ def _batch(images: Sequence[np.ndarray]) -> torch.Tensor:
 
 
 def top_patches(model, layer: str, images: Sequence[np.ndarray], units: Sequence[int] | None = None, k: int = 9,
-                norm: InputNorm = IMAGENET_NORM, batch_size: int = 16) -> dict[int, list[Patch]]:
+                norm: InputNorm = IMAGENET_NORM, batch_size: int = 16, interior: bool = True) -> dict[int, list[Patch]]:
     """The `k` images that excite each unit most, each cut to that unit's receptive field.
 
     Args:
@@ -87,6 +102,9 @@ def top_patches(model, layer: str, images: Sequence[np.ndarray], units: Sequence
         k: patches per unit (at most one per image, as Zeiler and Fergus show them).
         norm: the network's preprocessing.
         batch_size: images per forward pass.
+        interior: consider only units whose window lies inside the image (zero padding at the borders makes
+            border units fire on the image edge itself); when no window fits, units whose centre lies in the
+            middle half of the image.
 
     Returns:
         unit -> its patches, strongest first.
@@ -110,6 +128,9 @@ def top_patches(model, layer: str, images: Sequence[np.ndarray], units: Sequence
             if bad:
                 raise InputError(f"unit(s) {bad} out of range: layer {layer!r} has {acts.shape[1]} channels")
             flat = acts[:, chosen].flatten(2)  # (B, U, h_l * w_l)
+            if interior:
+                allowed = _interior(acts.shape[-2:], geometry, (h, w)).flatten()
+                flat = flat.masked_fill(~allowed, float("-inf"))
             values, where = flat.max(dim=2)
             for b in range(acts.shape[0]):
                 for u_i, u in enumerate(chosen):
