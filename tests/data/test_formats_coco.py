@@ -158,3 +158,48 @@ def test_adversarial_files(tmp_path, payload):
     if isinstance(out, Annotations):
         for img in out.images:
             img.masks()
+
+
+def test_dataset_over_coco_keeps_one_target_layout(tmp_path):
+    """Images without masks get empty ones when others have masks; the semantic view needs masks."""
+    import torch
+
+    from cnnkit.data.detection_files import load_detection
+    from cnnkit.errors import InputError as _InputError
+
+    a = ImageAnn("a.png", 20, 10, np.array([[2, 2, 12, 8]], np.float32), np.array([1]),
+                 segmentations=[[[2, 2, 12, 2, 12, 8, 2, 8]]], image_id=1)
+    b = ImageAnn("b.png", 20, 10, np.array([[0, 0, 5, 5]], np.float32), np.array([0]), image_id=2)
+    c = ImageAnn("c.png", 20, 10, image_id=3)  # no objects: valid
+    write_pngs(tmp_path / "images", [a, b, c])
+    write_coco(Annotations(CLASSES, [a, b, c], tmp_path), tmp_path / "instances_train.json")
+    parts = load_detection(tmp_path / "instances_train.json", val_fraction=0, test_fraction=0, strict=True)
+    ds = parts["train"]
+    targets = [ds[i][1] for i in range(3)]
+    assert [t["masks"].shape for t in targets] == [(1, 10, 20), (1, 10, 20), (0, 10, 20)]
+    assert targets[1]["masks"].sum() == 0 and targets[0]["masks"].sum() == 60
+    assert targets[2]["boxes"].shape == (0, 4) and targets[2]["labels"].dtype == torch.int64
+    sem = load_detection(tmp_path / "instances_train.json", view="semantic", val_fraction=0, test_fraction=0)["train"]
+    assert int(sem[0][1].max()) == 2  # class 1 -> 2 in the class map
+    write_coco(Annotations(CLASSES, [b], tmp_path), tmp_path / "instances_train.json")
+    sem = load_detection(tmp_path / "instances_train.json", view="semantic", val_fraction=0, test_fraction=0)["train"]
+    with pytest.raises(_InputError, match="no masks"):
+        sem[0]
+
+
+def test_carved_splits_are_disjoint_and_seeded(tmp_path):
+    from cnnkit.data.detection_files import load_detection
+
+    imgs = [ImageAnn(f"i{k}.png", 8, 8, image_id=k + 1) for k in range(40)]
+    write_pngs(tmp_path / "images", imgs)
+    write_coco(Annotations(CLASSES, imgs, tmp_path), tmp_path / "all.json")
+    ids = {}
+    for seed in (0, 0, 1):
+        parts = load_detection(tmp_path / "all.json", seed=seed)
+        got = {s: sorted(ds.source.indices) for s, ds in parts.items()}
+        assert {s: len(v) for s, v in got.items()} == {"train": 28, "val": 6, "test": 6}
+        flat = [i for v in got.values() for i in v]
+        assert sorted(flat) == list(range(40))
+        ids.setdefault(seed, got)
+        assert ids[seed] == got
+    assert ids[0] != ids[1]

@@ -112,6 +112,9 @@ class DetectionDataset(Dataset):
         image = torch.from_numpy(np.require(item.image, requirements=["C", "W"])).permute(2, 0, 1).float().div_(255.0)
         h, w = image.shape[-2:]
         if self.view == "semantic":
+            if item.semantic is None and item.masks is None and len(item.labels):
+                raise InputError(f"{self.name}: image {item.image_id} has objects but no masks, so no class map can "
+                                 "be made for the semantic view; use a source with masks or label PNGs")
             sem = item.semantic if item.semantic is not None else semantic_from_masks(item.labels, item.masks, (h, w))
             s = Sample(image, masks=torch.from_numpy(np.require(sem, np.int64, ["C", "W"])))
             if self.transform is not None:

@@ -50,6 +50,11 @@ class AnnotationSource:
         self.keypoint_names = tuple(ann.keypoint_names)
         self.flip_pairs = ()
         self.name = name
+        # one target layout for every image: an image without masks / keypoints gets empty ones when others have them
+        chosen = [ann.images[i] for i in self.indices]
+        self.has_masks = any(img.segmentations is not None for img in chosen)
+        ks = [img.keypoints.shape[1] for img in chosen if img.keypoints is not None and img.keypoints.ndim == 3]
+        self.num_keypoints = max(ks) if ks else None
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -63,8 +68,13 @@ class AnnotationSource:
         path = self.path(i)
         image = read_image(path)
         _check_size(path, image, img.width, img.height)
-        kps = None if img.keypoints is None else np.asarray(img.keypoints)[..., :2]
-        masks = img.masks() if img.segmentations is not None else None
+        n = len(img.labels)
+        kps = None
+        if self.num_keypoints is not None:
+            kps = np.zeros((n, self.num_keypoints, 2), np.float32)
+            if img.keypoints is not None and img.keypoints.shape[1:2] == (self.num_keypoints,):
+                kps = np.asarray(img.keypoints, np.float32)[..., :2]
+        masks = img.masks() if self.has_masks else None
         return DetectionItem(image, img.boxes, img.labels, masks, kps, None, int(img.image_id), img.iscrowd)
 
 
