@@ -156,3 +156,26 @@ def test_yaml_pointing_to_a_missing_folder_is_one_clear_error(tmp_path):
     yaml = _yolo_folder(tmp_path, labels={"ok": "0 0.5 0.5 0.25 0.25\n"}, train="images/nowhere")
     with pytest.raises(CnnkitError, match="nowhere"):
         DetectionTask().load_data(str(yaml), image_size=64)
+
+
+def test_fit_trains_a_detector_and_reports_map(tmp_path):
+    from cnnkit.data.scene_dataset import load_scenes
+    from cnnkit.train import TrainConfig, fit
+
+    parts = load_scenes(train=24, val=8, test=0, size=64, progress=False, masks=False)
+    task = DetectionTask()
+    torch.manual_seed(0)
+    kw = task.model_kwargs(parts["train"], num_anchors=3, verbose=False)
+    assert len(kw["anchors"]) == 3 and kw["num_classes"] == 5
+    model = create_model("yolo_tiny", image_size=64, **kw)
+    result = fit(model, parts["train"], parts["val"], TrainConfig(epochs=2, batch_size=8, lr=2e-3), out_dir=tmp_path,
+                 progress=False)
+    row = result.history[-1]
+    assert row["train_loss"] < result.history[0]["train_loss"] * 1.5
+    assert 0.0 <= row["val_map"] <= 1.0 and "val_map50" in row
+    assert (tmp_path / "best.safetensors").is_file()
+    from cnnkit.checkpoint import load_model_file
+
+    again, meta = load_model_file(tmp_path / "best.safetensors")
+    assert meta["task"] == "detection"
+    torch.testing.assert_close(again.anchors, model.anchors)

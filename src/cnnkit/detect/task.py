@@ -277,12 +277,26 @@ class DetectionMeter:
         return out
 
 
-def detection_map(preds: list[dict], gts: list[dict], classes: list[str] | None = None) -> dict[str, Any]:
-    """COCO mAP of detections against ground truth (per image dicts of boxes/scores/labels and boxes/labels),
-    through `cnnkit.metrics`."""
-    from cnnkit.metrics import mean_average_precision
+def detection_map(preds: list[dict], gts: list[dict], classes: list[str] | None = None,
+                  with_result: bool = False) -> dict[str, Any]:
+    """COCO mAP (`cnnkit.metrics.evaluate_detections`) of per-image detections {"boxes", "scores", "labels"} against
+    targets {"boxes", "labels"}: the 12 COCO numbers by name (map, map50, map75, map_small, ...), per-class AP,
+    the COCOeval summary text; `with_result` adds the COCOEvalResult (precision-recall curves) as "result"."""
+    from cnnkit.metrics import evaluate_detections
 
-    return mean_average_precision(preds, gts, class_names=classes)
+    ids = list(range(len(classes))) if classes else None
+    res = evaluate_detections([{k: v.numpy() if hasattr(v, "numpy") else v for k, v in p.items()} for p in preds],
+                              [{k: v.numpy() if hasattr(v, "numpy") else v for k, v in g.items()
+                                if k in ("boxes", "labels", "iscrowd", "area")} for g in gts], class_ids=ids)
+    if classes:
+        res.cat_names = dict(enumerate(classes))
+    out: dict[str, Any] = res.summary()
+    names = res.cat_names
+    out["per_class_ap"] = {str(names.get(c, c)): v for c, v in res.per_class_ap().items()}
+    out["summary"] = "\n".join(res.summary_lines())
+    if with_result:
+        out["result"] = res
+    return out
 
 
 def training_box_sizes(train) -> np.ndarray:

@@ -128,11 +128,16 @@ def _anchors(anchors, num_anchors: int | None, side: int) -> list[list[float]]:
     return [[round(w * side, 2), round(h * side, 2)] for w, h in base]
 
 
-def _yolo(backbone_name: str, *, num_classes: int, in_chans: int, anchors, num_anchors: int | None, image_size: int,
-          weights, backbone_kwargs: dict | None = None, **kwargs) -> YOLO:
+def _yolo(name: str, backbone_name: str, *, num_classes: int, in_chans: int, anchors, num_anchors: int | None,
+          image_size: int, weights, backbone_kwargs: dict | None = None, **kwargs) -> YOLO:
     backbone = create_model(backbone_name, num_classes=0, in_chans=in_chans, **(backbone_kwargs or {}))
-    model = YOLO(backbone, num_classes=num_classes, anchors=_anchors(anchors, num_anchors, image_size),
-                 input_size=(in_chans, image_size, image_size), **kwargs)
+    anchors = _anchors(anchors, num_anchors, image_size)
+    model = YOLO(backbone, num_classes=num_classes, anchors=anchors, input_size=(in_chans, image_size, image_size),
+                 **kwargs)
+    # how to rebuild it (fit's default model-file metadata reads these): the anchors are part of the architecture
+    model.cnnkit_name = name
+    model.cnnkit_kwargs = {"num_classes": num_classes, "in_chans": in_chans, "anchors": anchors,
+                           "image_size": image_size}
     return with_weights(model, weights)
 
 
@@ -141,7 +146,8 @@ def yolo_tiny(*, num_classes: int = 20, in_chans: int = 3, anchors=None, num_anc
               image_size: int = 128, weights=None) -> YOLO:
     """The CPU default: darknet_tiny cut at stride 16 (4 stages, 16-32-64-128 channels) with a 128-channel head and
     the passthrough of stride 8; 128 x 128 inputs give an 8 x 8 grid."""
-    return _yolo("darknet_tiny", num_classes=num_classes, in_chans=in_chans, anchors=anchors, num_anchors=num_anchors,
+    return _yolo("yolo_tiny", "darknet_tiny",
+                 num_classes=num_classes, in_chans=in_chans, anchors=anchors, num_anchors=num_anchors,
                  image_size=image_size, weights=weights, hidden=128, num_convs=1,
                  backbone_kwargs={"widths": (16, 32, 64, 128), "depths": (0, 1, 1, 2)})
 
@@ -151,7 +157,8 @@ def yolo_darknet(*, num_classes: int = 20, in_chans: int = 3, anchors=None, num_
                  image_size: int = 256, weights=None) -> YOLO:
     """darknet_tiny's 5 stages (stride 32) with a 256-channel head and the stride-16 passthrough, as YOLOv2 on
     Darknet-19 but about 20x lighter."""
-    return _yolo("darknet_tiny", num_classes=num_classes, in_chans=in_chans, anchors=anchors, num_anchors=num_anchors,
+    return _yolo("yolo_darknet", "darknet_tiny",
+                 num_classes=num_classes, in_chans=in_chans, anchors=anchors, num_anchors=num_anchors,
                  image_size=image_size, weights=weights)
 
 
@@ -159,7 +166,8 @@ def yolo_darknet(*, num_classes: int = 20, in_chans: int = 3, anchors=None, num_
 def yolo_resnet18(*, num_classes: int = 20, in_chans: int = 3, anchors=None, num_anchors: int | None = None,
                   image_size: int = 256, weights=None) -> YOLO:
     """ResNet-18's stages (stride 32, passthrough from layer3) with a YOLO head."""
-    return _yolo("resnet18", num_classes=num_classes, in_chans=in_chans, anchors=anchors, num_anchors=num_anchors,
+    return _yolo("yolo_resnet18", "resnet18",
+                 num_classes=num_classes, in_chans=in_chans, anchors=anchors, num_anchors=num_anchors,
                  image_size=image_size, weights=weights)
 
 
@@ -167,5 +175,6 @@ def yolo_resnet18(*, num_classes: int = 20, in_chans: int = 3, anchors=None, num
 def yolo_mobilenet_v2(*, num_classes: int = 20, in_chans: int = 3, anchors=None, num_anchors: int | None = None,
                       image_size: int = 256, weights=None) -> YOLO:
     """MobileNet v2's stages (stride 32, passthrough from stride 16) with a YOLO head."""
-    return _yolo("mobilenet_v2", num_classes=num_classes, in_chans=in_chans, anchors=anchors, num_anchors=num_anchors,
+    return _yolo("yolo_mobilenet_v2", "mobilenet_v2",
+                 num_classes=num_classes, in_chans=in_chans, anchors=anchors, num_anchors=num_anchors,
                  image_size=image_size, weights=weights)

@@ -62,8 +62,9 @@ def postprocess(boxes: Tensor, scores: Tensor, *, score_threshold: float = 0.25,
                 max_detections: int = 100, image_size: tuple[int, int] | None = None) -> list[dict[str, Tensor]]:
     """Score threshold, per-class NMS and the best `max_detections`, image by image.
 
-    Each (anchor, class) pair whose score passes the threshold is a candidate, so one anchor may report two
-    classes it hesitates between (this raises recall; NMS runs class by class).
+    Each (anchor, class) pair whose score reaches the threshold is a candidate, so one anchor may report two
+    classes it hesitates between (this raises recall; NMS runs class by class): `cnnkit.ops.filter_detections`
+    on the (A, C) scores.
 
     Args:
         boxes: Tensor (N, A, 4) xyxy pixels.
@@ -76,16 +77,13 @@ def postprocess(boxes: Tensor, scores: Tensor, *, score_threshold: float = 0.25,
     Returns:
         one dict per image: "boxes" (k, 4), "scores" (k,), "labels" (k,) int64, best score first.
     """
-    from cnnkit.ops import batched_nms  # lazy: cnnkit.ops is another room's module
+    from cnnkit.ops import clip_boxes_to_image, filter_detections  # lazy: cnnkit.ops is another room's module
 
     out = []
     for b, s in zip(boxes, scores, strict=True):
-        idx, cls = torch.nonzero(s > score_threshold, as_tuple=True)
-        cand_boxes, cand_scores = b[idx], s[idx, cls]
         if image_size is not None:
-            h, w = image_size
-            cand_boxes = torch.stack([cand_boxes[:, 0].clamp(0, w), cand_boxes[:, 1].clamp(0, h),
-                                      cand_boxes[:, 2].clamp(0, w), cand_boxes[:, 3].clamp(0, h)], -1)
-        keep = batched_nms(cand_boxes, cand_scores, cls, iou_threshold)[:max_detections]
-        out.append({"boxes": cand_boxes[keep], "scores": cand_scores[keep], "labels": cls[keep]})
+            b = clip_boxes_to_image(b, image_size)
+        det = filter_detections(b, s, score_threshold=score_threshold, iou_threshold=iou_threshold,
+                                max_detections=max_detections)
+        out.append({"boxes": det["boxes"], "scores": det["scores"], "labels": det["labels"]})
     return out
