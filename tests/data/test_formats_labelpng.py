@@ -68,3 +68,43 @@ def test_fuzzed_pngs_give_only_cnnkit_errors(tmp_path, data):
     pal = data.draw(st.sampled_from([None, voc_palette()[:16]]))
     out = only_cnnkit_errors(read_label_png, p, palette=pal)
     assert isinstance(out, (np.ndarray, FileFormatError))
+
+
+def _seg_folder(root, n=3, size=(6, 8)):
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for i in range(n):
+        Image.fromarray(np.zeros((*size, 3), np.uint8)).save(root / "images" / f"{i}.png")
+        write_label_png(root / "labels" / f"{i}.png", np.full(size, i % 3))
+    (root / "classes.txt").write_text("background\nsky\nroad\n")
+
+
+def test_label_png_folder_and_its_errors(tmp_path):
+    import torch
+
+    from cnnkit.data.detection_files import load_detection
+    from cnnkit.data.sources import DataWarning
+    from cnnkit.errors import MissingFileError
+
+    _seg_folder(tmp_path / "ok")
+    ds = load_detection(tmp_path / "ok", view="semantic", val_fraction=0, test_fraction=0)["train"]
+    assert ds.semantic_classes == ["background", "sky", "road"]
+    assert [int(ds[i][1][0, 0]) for i in range(3)] == [0, 1, 2] and ds[0][1].dtype == torch.int64
+
+    _seg_folder(tmp_path / "bad")
+    (tmp_path / "bad" / "labels" / "1.png").unlink()                                   # a missing mask
+    write_label_png(tmp_path / "bad" / "labels" / "2.png", np.zeros((5, 8)))          # a mask of another size
+    with pytest.raises(MissingFileError, match="1.png"):
+        load_detection(tmp_path / "bad", view="semantic", strict=True)
+    with pytest.warns(DataWarning):
+        parts = load_detection(tmp_path / "bad", view="semantic", val_fraction=0, test_fraction=0)
+    assert len(parts["train"]) == 1
+
+    _seg_folder(tmp_path / "high")
+    write_label_png(tmp_path / "high" / "labels" / "0.png", np.full((6, 8), 7))       # class 7 of 3
+    ds = load_detection(tmp_path / "high", view="semantic", val_fraction=0, test_fraction=0)["train"]
+    with pytest.raises(FileFormatError, match="class id 7 at pixel"):
+        ds[0]
+    (tmp_path / "high" / "classes.txt").unlink()
+    with pytest.raises(MissingFileError, match="classes.txt"):
+        load_detection(tmp_path / "high", view="semantic")
