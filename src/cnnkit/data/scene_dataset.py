@@ -5,7 +5,7 @@
     image, target = parts["train"][0]      # (3, 128, 128) float, {"boxes", "labels", "masks", "keypoints", ...}
 
 Scenes are generated once when the data set is made (about 2 ms each) and kept in memory as uint8 images and
-instance maps; DataLoader workers share them.
+instance maps; DataLoader workers share them, and the last three sets made are kept for the next call.
 """
 
 from __future__ import annotations
@@ -69,6 +69,19 @@ class SceneSource:
                              int(self.indices[i]))
 
 
+_CACHE: dict[tuple, SceneSource] = {}
+_CACHE_SIZE = 3  # one train, val and test set: loading the same scenes again (evaluate after train) is free
+
+
+def _cached_source(config: SceneConfig, split: str, n: int, progress: bool) -> SceneSource:
+    key = (config, split, n)
+    if key not in _CACHE:
+        _CACHE[key] = SceneSource(config, SPLIT_BASE[split] + np.arange(n), progress=progress)
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+    return _CACHE[key]
+
+
 def scene_config_for(view: str, **kw) -> SceneConfig:
     """The default SceneConfig of a view: one larger object for localisation and landmarks, 1-4 otherwise."""
     kw = {k: v for k, v in kw.items() if v is not None}
@@ -122,7 +135,7 @@ def load_scenes(
             continue
         if not isinstance(n, (int, np.integer)) or n < 0 or n > 1_000_000:
             raise InputError(f"{split} must be a number of scenes in [0, 1000000], got {n!r}")
-        source = SceneSource(config, SPLIT_BASE[split] + np.arange(n), progress=progress)
+        source = _cached_source(config, split, int(n), progress)
         out[split] = DetectionDataset(source, view=view, transform=transform if split == "train" else None,
                                       size=letterbox, masks=masks)
     return out
