@@ -45,7 +45,9 @@ def test_build_transform_sizes_and_types():
     assert torch.equal(build_transform("none", image_size=40, seed=0)(x), x)
     assert AugmentSample is Sample
     with pytest.raises(InputError, match="float"):
-        build_transform("flip", image_size=40, seed=0)(torch.zeros(3, 4, 4, dtype=torch.uint8))
+        build_transform("flip", image_size=40, seed=0)(torch.zeros(3, 4, 4, dtype=torch.int32))
+    u8 = build_transform("flip", image_size=40, seed=0)(torch.zeros(3, 4, 4, dtype=torch.uint8))
+    assert u8.dtype == torch.uint8  # 8-bit images stay 8-bit through geometry (OpenCV's kernels)
     with pytest.raises(InputError, match="tensor"):
         build_transform("flip", image_size=40, seed=0)(np.zeros((4, 4, 3)))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from dataclasses import dataclass
 
@@ -21,7 +20,8 @@ class Sample:
     moves both exactly. Numpy arrays are accepted and turned into tensors.
 
     Attributes:
-        image: float Tensor (C, H, W), values in [0, 1] for the colour operations.
+        image: Tensor (C, H, W): float in [0, 1], or uint8 in [0, 255] (geometry then runs on OpenCV's 8-bit
+            kernels, the fastest there are; a colour operation turns it into float in [0, 1]).
         boxes: Tensor (N, 4) in (x1, y1, x2, y2) pixels, or None. Geometric operations clip them to the image;
             they are never dropped (see `SanitizeBoxes`), so `labels` and per-object landmarks stay aligned.
         masks: integer Tensor (H, W) or (M, H, W) (class or instance ids), or None; resampled with nearest.
@@ -40,8 +40,9 @@ class Sample:
         self.image = torch.as_tensor(self.image)
         if self.image.ndim != 3:
             raise InputError(f"Sample.image must be (C, H, W), got shape {tuple(self.image.shape)}")
-        if not self.image.is_floating_point():
-            raise InputError(f"Sample.image must be a float tensor in [0, 1], got {self.image.dtype}")
+        if not self.image.is_floating_point() and self.image.dtype != torch.uint8:
+            raise InputError(f"Sample.image must be a float tensor in [0, 1] or uint8 in [0, 255], got "
+                             f"{self.image.dtype}")
         h, w = self.image.shape[-2:]
         if self.boxes is not None:
             self.boxes = torch.as_tensor(self.boxes, dtype=torch.float32).reshape(-1, 4)
@@ -68,11 +69,12 @@ class Sample:
         The kernels call this on every step with outputs they built themselves, so it skips the checks of
         `__init__` (a measurable share of a cheap op such as a crop); use `Sample(...)` for outside data.
         """
-        new = copy.copy(self)
-        for name, value in changes.items():
-            if name not in _FIELDS:
-                raise TypeError(f"Sample has no field {name!r}")
-            setattr(new, name, value)
+        unknown = changes.keys() - _FIELDS
+        if unknown:
+            raise TypeError(f"Sample has no field {sorted(unknown)[0]!r}")
+        new = object.__new__(Sample)  # no __init__ checks, no copy module: this runs several times per image
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
         return new
 
 

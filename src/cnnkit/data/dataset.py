@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from cnnkit.augment.functional import as_float
+from cnnkit.augment.transforms import Transform
 from cnnkit.data.convert import channel_stats, to_channels
 from cnnkit.errors import FileFormatError
 
@@ -151,9 +153,13 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         raw, label = self.raw(i)
-        x = torch.from_numpy(np.array(raw)).permute(2, 0, 1).float().div_(255.0)  # (C, H, W); copy: pool is read-only
-        if self.transform is not None:
-            x = self.transform(x)
+        x = torch.from_numpy(np.array(raw)).permute(2, 0, 1)  # (C, H, W) uint8 view of an HWC copy (pool is read-only)
+        if isinstance(self.transform, Transform):
+            x = as_float(self.transform(x))  # cnnkit's augmentations run OpenCV's 8-bit kernels on uint8
+        else:
+            x = x.float().div_(255.0)
+            if self.transform is not None:
+                x = self.transform(x)
         if self.normalize:
             mean = torch.tensor(self.mean, dtype=x.dtype).view(-1, 1, 1)
             std = torch.tensor(self.std, dtype=x.dtype).view(-1, 1, 1)
