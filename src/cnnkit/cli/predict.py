@@ -64,7 +64,7 @@ def run(args) -> int:
     if args.out is not None:
         _write(args.out, results, task, meta)
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps([_json_part(r) for r in results], indent=2))
         return 0
     for path, r in zip(args.images, predictions, strict=True):
         print(f"{path}: {task.describe(r)}")
@@ -85,6 +85,13 @@ def _write(out_dir: str, results: list[dict], task, meta: dict) -> None:
         name = stem if seen[stem] == 1 else f"{stem}-{seen[stem]}"
         result = {k: v for k, v in r.items() if k != "image"}
         save_image(out / f"{name}.png", task.render(read_image(r["image"]), result, meta))
+        if hasattr(task, "write_outputs"):  # files a task adds (segmentation: NAME_labels.png)
+            task.write_outputs(out, name, result, meta)
         with atomic_write(out / f"{name}.json", "w") as f:
-            json.dump(r, f, indent=2)
+            json.dump(_json_part(r), f, indent=2)
             f.write("\n")
+
+
+def _json_part(result: dict) -> dict:
+    """The result without its arrays (a segmentation label map goes to its own PNG, not into the JSON)."""
+    return {k: v for k, v in result.items() if not hasattr(v, "__array__")}

@@ -77,7 +77,8 @@ class SegmentationMeter:
 
     Args:
         num_classes: C.
-        loss_fn: optional callable (logits, target) -> (loss, parts) or loss, averaged over batches by pixels.
+        loss_fn: optional callable (logits, target) -> (loss, parts) or loss, averaged over the images (each
+            batch weighs its size).
         ignore_index: target value that never counts.
         class_names: names for the report (optional).
 
