@@ -87,3 +87,15 @@ def test_dataset_with_transform_sees_unit_range_and_normalises_after():
     assert 0.0 <= seen[0][0] and seen[0][1] <= 1.0 and x.min() < 0  # normalised after the transform
     ds.transform = build_transform("crop,rotate", image_size=ds.image_size, seed=0)
     assert ds[0][0].shape == (3, 32, 32)
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("flip=2", "flip=2: the strength is a probability and must be at most 1"),
+    ("vflip=1.5", "at most 1"),
+    ("color=5", "at most 1"),
+    ("rotate=400", "at most 180"),
+    ("translate=1.5", "at most 1"),
+])
+def test_meaningless_strengths_are_refused_not_capped(spec, expected):
+    with pytest.raises(InputError, match=expected):
+        build_transform(spec, image_size=32, seed=0)

@@ -149,14 +149,21 @@ def _v(value: float | None, default: float) -> float:
     return default if value is None else value
 
 
+def _at_most(op: str, value: float, limit: float, what: str) -> float:
+    """`value` when it is at most `limit`; a meaningless strength is refused, never silently capped."""
+    if value > limit:
+        raise InputError(f"{op}={value:g}: the strength is {what} and must be at most {limit:g}")
+    return value
+
+
 @register_op("flip", aliases=("hflip", "mirror"), help="mirror left-right, half the time (=p: probability)")
 def _flip(value, ctx):
-    return HorizontalFlip(p=min(1.0, _v(value, 0.5)))
+    return HorizontalFlip(p=_at_most("flip", _v(value, 0.5), 1.0, "a probability"))
 
 
 @register_op("vflip", help="mirror top-bottom, half the time (=p: probability)")
 def _vflip(value, ctx):
-    return VerticalFlip(p=min(1.0, _v(value, 0.5)))
+    return VerticalFlip(p=_at_most("vflip", _v(value, 0.5), 1.0, "a probability"))
 
 
 @register_op("crop", aliases=("random_crop",), help="pad each side (=pixels, default size/8), cut a random window")
@@ -176,17 +183,17 @@ def _resized_crop(value, ctx):
 
 @register_op("rotate", aliases=("rotation",), help="rotate by up to +-(=degrees, default 15)")
 def _rotate(value, ctx):
-    return Affine(degrees=_v(value, 15.0))
+    return Affine(degrees=_at_most("rotate", _v(value, 15.0), 180.0, "degrees"))
 
 
 @register_op("shear", help="shear along x by up to +-(=degrees, default 10)")
 def _shear(value, ctx):
-    return Affine(shear=_v(value, 10.0))
+    return Affine(shear=_at_most("shear", _v(value, 10.0), 60.0, "degrees"))
 
 
 @register_op("translate", aliases=("shift",), help="shift by up to +-(=share of the size, default 0.1)")
 def _translate(value, ctx):
-    return Affine(translate=min(1.0, _v(value, 0.1)))
+    return Affine(translate=_at_most("translate", _v(value, 0.1), 1.0, "a share of the image size"))
 
 
 @register_op("scale", aliases=("zoom",), help="zoom in or out by up to +-(=share, default 0.15)")
@@ -213,7 +220,7 @@ def _elastic(value, ctx):
 @register_op("color", aliases=("colour", "colour_shift", "color_shift"),
              help="add a random offset to each channel, up to +-(=amount, default 0.1)")
 def _colour(value, ctx):
-    return ColourShift(_v(value, 0.1))
+    return ColourShift(_at_most("color", _v(value, 0.1), 1.0, "an offset on the [0, 1] pixel scale"))
 
 
 @register_op("pca", aliases=("pca_colour", "pca_color", "fancy_pca"),
