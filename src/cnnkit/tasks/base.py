@@ -132,7 +132,7 @@ class Task:
     def evaluate(self, model: nn.Module, data: Any, **opts: Any) -> dict[str, Any]:
         """The metrics of `model` on `data` (`Meter.compute()`); opts: batch_size, device, bf16, channels_last,
         num_workers (others are ignored; a test-time augmentation "tta" is refused: it is for classifiers)."""
-        from cnnkit.train.evaluation import evaluate_task
+        from cnnkit.tasks.evaluation import evaluate_task
 
         if opts.get("tta"):
             raise InputError(f"test-time augmentation (--tta) is for classifiers, not for a {self.name} model")
