@@ -233,6 +233,8 @@ def make_scene(config: SceneConfig, index: int) -> Scene:
     n_target = int(rng.integers(config.min_objects, config.max_objects + 1))
     inst = np.zeros((size, size), np.uint8)
     full_area: list[int] = []
+    visible = np.zeros(0, np.int64)  # visible pixels of each object so far
+    regions: list[tuple[int, int, int, int]] = []  # (y0, x0, h, w) each object was drawn in
     labels, landmarks = [], []
     digits_split = split_of(index)
     for _ in range(n_target):
@@ -270,11 +272,9 @@ def make_scene(config: SceneConfig, index: int) -> Scene:
             if not mine.any():
                 continue
             hidden = inst[y0 : y0 + h, x0 : x0 + w][mine]
-            if len(hidden) and hidden.any():
-                lost = np.bincount(hidden, minlength=len(full_area) + 1)[1:]
-                visible = np.bincount(inst.ravel(), minlength=len(full_area) + 1)[1:]
-                if np.any(visible - lost < (1 - config.max_occlusion) * np.asarray(full_area)):
-                    continue
+            lost = np.bincount(hidden, minlength=len(full_area) + 1)[1:]
+            if lost.any() and np.any(visible - lost < (1 - config.max_occlusion) * np.asarray(full_area)):
+                continue
             break
         else:
             continue  # no placement found: the scene has one object fewer (still the same for this index)
@@ -288,6 +288,8 @@ def make_scene(config: SceneConfig, index: int) -> Scene:
         region += alpha[..., None] * (col - region)
         inst[y0 : y0 + h, x0 : x0 + w][mine] = len(labels) + 1
         full_area.append(int(mine.sum()))
+        visible = np.append(visible - lost, full_area[-1])
+        regions.append((y0, x0, h, w))
         labels.append(k)
         landmarks.append(pts)
 
@@ -299,10 +301,10 @@ def make_scene(config: SceneConfig, index: int) -> Scene:
     n = len(labels)
     boxes = np.zeros((n, 4), np.float32)
     keep = []
-    for i in range(n):
-        ys, xs = np.nonzero(inst == i + 1)
+    for i, (y0, x0, h, w) in enumerate(regions):  # an object's pixels lie in the region it was drawn in
+        ys, xs = np.nonzero(inst[y0 : y0 + h, x0 : x0 + w] == i + 1)
         if len(xs):
-            boxes[i] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+            boxes[i] = (x0 + xs.min(), y0 + ys.min(), x0 + xs.max() + 1, y0 + ys.max() + 1)
             keep.append(i)
     lms = np.stack(landmarks).astype(np.float32) if n else np.zeros((0, 4, 2), np.float32)
     vis = np.full((n, 4), 2, np.uint8)
