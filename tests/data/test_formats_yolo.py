@@ -117,3 +117,17 @@ def test_fuzzed_yaml_gives_only_cnnkit_errors(tmp_path, data):
     y = tmp_path / "d.yaml"
     y.write_bytes(mutate(b"path: .\ntrain: images/train\nval: images/train\nnames:\n  0: cat\n  1: dog\n", data.draw))
     only_cnnkit_errors(read_yolo, y)
+
+
+def test_pose_dataset_flip_pairs(tmp_path, run_cli):
+    from cnnkit.data.detection_files import load_detection
+
+    code, _, err = run_cli("data", "scenes", "--out", tmp_path, "--format", "yolo", "--n", 4, "--size", 32,
+                           "--keypoints")
+    assert code == 0, err
+    ds = load_detection(tmp_path / "dataset.yaml")["train"]
+    assert ds.flip_pairs == ((0, 1), (2, 3)) and ds[0][1]["keypoints"].shape[1:] == (4, 2)
+    y = tmp_path / "dataset.yaml"
+    y.write_text(y.read_text().replace("- 1\n- 0\n", "- 0\n- 0\n"))
+    with pytest.raises(FileFormatError, match="flip_idx"):
+        read_yolo(y)

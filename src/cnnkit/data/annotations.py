@@ -69,6 +69,7 @@ class Annotations:
         keypoint_names: names of the K keypoints ([] when there are none).
         skeleton: COCO skeleton (pairs of 1-based keypoint indices), kept for writing.
         splits: {"train": [image positions], ...} when the source defines splits, else None.
+        flip_pairs: keypoint index pairs a left-right mirror swaps (from a YOLO `flip_idx`), else ().
     """
 
     classes: list[str]
@@ -78,6 +79,7 @@ class Annotations:
     keypoint_names: list[str] = field(default_factory=list)
     skeleton: list = field(default_factory=list)
     splits: dict[str, list[int]] | None = None
+    flip_pairs: tuple = ()
 
 
 class Problems:

@@ -48,7 +48,7 @@ class AnnotationSource:
         self.indices = list(indices)
         self.classes = list(ann.classes)
         self.keypoint_names = tuple(ann.keypoint_names)
-        self.flip_pairs = ()
+        self.flip_pairs = tuple(ann.flip_pairs)
         self.name = name
         # one target layout for every image: an image without masks / keypoints gets empty ones when others have them
         chosen = [ann.images[i] for i in self.indices]

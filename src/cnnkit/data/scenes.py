@@ -29,7 +29,7 @@ scene holds no digit image a model was trained on.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -137,7 +137,6 @@ class Scene:
     visibility: np.ndarray
     classes: tuple[str, ...]
     index: int = 0
-    extra: dict = field(default_factory=dict)
 
     @property
     def masks(self) -> np.ndarray:

@@ -237,7 +237,19 @@ def read_yolo(yaml_path, *, strict: bool = False, splits=SPLITS) -> Annotations:
             split_idx[split].append(len(images))
             images.append(ImageAnn(rel, w, h, boxes, labels, segs, kps, image_id=len(images) + 1))
     kp_names = [f"kp{i}" for i in range(kpt_shape[0])] if kpt_shape else []
-    return Annotations(names, images, root, keypoint_names=kp_names, splits=split_idx)
+    return Annotations(names, images, root, keypoint_names=kp_names, splits=split_idx,
+                       flip_pairs=_flip_pairs(data.get("flip_idx"), kpt_shape, where))
+
+
+def _flip_pairs(flip_idx, kpt_shape, where: str) -> tuple:
+    """Pairs (i, j), i < j, from ultralytics' flip_idx (keypoint i becomes flip_idx[i] in a mirror)."""
+    if flip_idx is None or not kpt_shape:
+        return ()
+    k = kpt_shape[0]
+    ok = isinstance(flip_idx, list) and len(flip_idx) == k and all(isinstance(v, int) for v in flip_idx)
+    if not ok or sorted(flip_idx) != list(range(k)) or any(flip_idx[v] != i for i, v in enumerate(flip_idx)):
+        raise FileFormatError(f"{where}: flip_idx must list, for each of the {k} keypoints, its mirror partner")
+    return tuple((i, v) for i, v in enumerate(flip_idx) if v > i)
 
 
 def _fmt(v: float) -> str:
