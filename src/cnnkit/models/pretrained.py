@@ -90,6 +90,8 @@ class Preprocess:
         if self.resize == "none" or h is None or w is None:
             return x
         if self.resize == "exact":
+            if tuple(x.shape[-2:]) == (h, w):
+                return x
             return F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
         short = int(round(min(h, w) / self.crop_pct))
         H, W = x.shape[-2:]

@@ -49,3 +49,22 @@ for _net, _file, _size, _sha, _side in [
         notes=f"MTCNN {_net[0].upper()}-Net: face detection with 5 landmarks (the cascade is in cnnkit.face)",
         **_FACENET,
     ))
+
+# dlib's input_rgb_image_sized<150>: RGB, (pixel - mean) / 256 with the means stored in the .dat file.
+register_pretrained(PretrainedWeights(
+    model="dlib_face_resnet",
+    tag="dlib",
+    package="face_recognition_models",
+    distribution="face-recognition-models",
+    version="0.3.0",
+    path="models/dlib_face_recognition_resnet_model_v1.dat",
+    sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+    size=22_466_066,
+    licence="CC0-1.0 (the model files; the package metadata says MIT)",
+    source="face-recognition-models 0.3.0 (PyPI, github.com/ageitgey/face_recognition_models); dlib's "
+           "dlib_face_recognition_resnet_model_v1 by Davis King, 99.38% on LFW",
+    reader="cnnkit.models.dlib_resnet:read_dlib_face_resnet",
+    preprocess=Preprocess(input_size=(3, 150, 150), colour="RGB", scale=255.0, mean=(122.782, 117.001, 104.298),
+                          std=(256.0, 256.0, 256.0), resize="exact"),
+    notes="128-d face descriptors from 150x150 aligned chips (dlib.get_face_chip); same person below 0.6",
+))

@@ -1,0 +1,1 @@
+"""Readers of weights files written by other frameworks (dlib's .dat serialisation), in pure Python."""
