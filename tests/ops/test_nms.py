@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
+import importlib
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cnnkit.ops import batched_nms, box_iou, filter_detections, nms
-from cnnkit.ops.nms import _greedy_on_edges
+
+nms_module = importlib.import_module("cnnkit.ops.nms")  # the package attribute `nms` is the function
 
 
 def nms_loop(boxes, scores, thr):
@@ -83,15 +85,26 @@ def test_nms_edge_cases():
     assert nms(boxes, torch.tensor([0.5, 0.9, 0.1]), 1.0).tolist() == [1, 0, 2]
 
 
-def test_long_chain_uses_loop_fallback():
-    # each box overlaps the next by IoU 0.6 and scores fall along the chain: keep every other box
+def test_long_chain_keeps_every_other_box():
+    # each box overlaps the next by IoU 0.6, the one after by 1/3, and scores fall along the chain
     n = 40
     x = torch.arange(n, dtype=torch.float32) * 2.5
     boxes = torch.stack([x, torch.zeros(n), x + 10, torch.full((n,), 10.0)], 1)
     scores = torch.linspace(1, 0.1, n)
-    assert nms(boxes, scores, 0.7).tolist() == nms_loop(boxes, scores, 0.7)
-    hi = np.arange(n - 1)
-    assert _greedy_on_edges(n, hi, hi + 1).tolist() == list(range(0, n, 2))
+    assert nms(boxes, scores, 0.5).tolist() == nms_loop(boxes, scores, 0.5) == list(range(0, n, 2))
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(0, 80), seed=st.integers(0, 100_000), k=st.integers(1, 8), classes=st.integers(1, 3),
+       thr=st.sampled_from([0.0, 0.2, 0.5, 0.7, 0.9]), integer=st.booleans())
+def test_grid_path_and_small_blocks_match_loop(n, seed, k, classes, thr, integer):
+    boxes, scores = clustered(n, seed, k, integer=integer)
+    idxs = torch.randint(0, classes, (n,), generator=torch.Generator().manual_seed(seed))
+    with pytest.MonkeyPatch.context() as mp:  # force the centre grid and blocks of 8, which large inputs use
+        mp.setattr(nms_module, "_DENSE_LIMIT", 0)
+        mp.setattr(nms_module, "_BLOCK", 8)
+        assert nms(boxes, scores, thr).tolist() == nms_loop(boxes, scores, thr)
+        assert batched_nms(boxes, scores, idxs, thr).tolist() == batched_loop(boxes, scores, idxs, thr)
 
 
 def test_filter_detections_threshold_nms_and_top_k():

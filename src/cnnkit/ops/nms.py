@@ -5,12 +5,13 @@ every box whose IoU with it is above the IoU threshold, class by class. `nms` an
 torchvision's names, arguments and results (kept indices by decreasing score; equal scores keep the lower index
 first, like a stable sort).
 
-How it is fast without a compiled kernel: greedy NMS is the lexicographically first independent set of the
-"IoU > threshold" graph taken in score order. (1) Only pairs that can exceed the threshold are examined: if
-IoU > t then the x-overlap is more than t times either width, so sorting by x1 bounds each box's partners to a
-window found with one `searchsorted`. (2) The greedy result is then resolved in rounds over the edge list:
-a box with no undecided better neighbour is kept and its neighbours are removed, all at once. A few rounds
-settle real detections; long chains fall back to a plain loop over the remaining boxes.
+How it is fast without a compiled kernel: like OpenCV's NMSBoxes, a box is only ever compared with boxes that
+were kept, never with every other box. Boxes are taken in score order in blocks of 64 survivors; a block is
+resolved with one dense 64 x 64 IoU and a loop of shift-and-OR on Python-int bit sets, and its kept boxes then
+remove the later boxes they overlap, all at once: with one dense IoU while the product of the counts is small,
+otherwise through a grid of box centres (a box can only suppress boxes whose centre lies within
+(1 - t) * min(w / t, widest) of its own, likewise in y), so each kept box looks at its neighbourhood only.
+The kept set is that of the plain loop exactly (tests compare them, including ties and touching boxes).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from cnnkit.ops.boxes import box_iou, remove_small_boxes
 
 __all__ = ["batched_nms", "filter_detections", "nms"]
 
-_MAX_ROUNDS = 12
+_BLOCK = 64  # boxes resolved together: a dense BLOCK x BLOCK IoU, then a loop of shifts and ORs
+_DENSE_LIMIT = 1 << 16  # kept x later boxes up to which suppression is one dense IoU, beyond: the centre grid
 
 
 def _check(boxes: Tensor, scores: Tensor) -> None:
@@ -114,73 +116,127 @@ def _nms_numpy(b: np.ndarray, s: np.ndarray, c: np.ndarray | None, t: float) -> 
             return order[:1].astype(np.int64)
         _, first = np.unique(c[order], return_index=True)
         return order[np.sort(first)].astype(np.int64)
-    b = b[order]
-    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
-    w = x2 - x1
-    # Sort key: x1, with categories placed far apart so windows never cross them (float64: exact enough for a
-    # window that is only a bound; the IoU itself is computed from the original coordinates below).
-    key = x1.astype(np.float64)
-    if c is not None:
-        c = c[order]
-        span = float(np.max(x2) - np.min(x1)) + 1.0 if n else 1.0
-        key = key - float(np.min(x1)) + (c - c.min()).astype(np.float64) * (2.0 * span + 1.0)
-    xo = np.argsort(key, kind="stable")
-    ks = key[xo]
-    # Partners of box p (in x order) have key in [key_p, key_p + w_p - t w_p); the slack guards rounding.
-    limit = ks + (w[xo].astype(np.float64) * (1.0 - 0.999 * t))
-    end = np.searchsorted(ks, limit, side="left")
-    start = np.arange(1, n + 1)
-    cnt = np.maximum(end - start, 0)
-    total = int(cnt.sum())
-    if total == 0:
+    if not t < 1:  # IoU never exceeds 1 (or t is NaN): nothing is suppressed
         return order.astype(np.int64)
-    rep = np.repeat(np.arange(n), cnt)
-    j = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt - start, cnt)
-    u, v = xo[rep], xo[j]
-    # y-overlap must exceed t times both heights too; cheap pre-filter before the IoU
-    iy = np.minimum(y2[u], y2[v]) - np.maximum(y1[u], y1[v])
-    ok = iy > 0
-    if c is not None:
-        ok &= c[u] == c[v]
-    u, v, iy = u[ok], v[ok], iy[ok]
-    ix = np.minimum(x2[u], x2[v]) - np.maximum(x1[u], x1[v])
-    ix = np.maximum(ix, 0)
-    inter = ix * iy
-    area = w * (y2 - y1)
-    iou = inter / (area[u] + area[v] - inter)
-    ok = iou > t
-    u, v = u[ok], v[ok]
-    # edges from the better box (smaller position in score order) to the worse one
-    hi, lo = np.minimum(u, v), np.maximum(u, v)
-    return order[_greedy_on_edges(n, hi, lo)].astype(np.int64)
-
-
-def _greedy_on_edges(n: int, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """Positions (in score order) kept by greedy suppression along edges hi -> lo (hi better than lo)."""
-    done = np.zeros(n, dtype=bool)
-    kept = np.zeros(n, dtype=bool)
-    for _ in range(_MAX_ROUNDS):
-        if hi.size == 0:
+    b = b[order]
+    x1, y1, x2, y2 = (np.ascontiguousarray(b[:, k]) for k in range(4))
+    area = (x2 - x1) * (y2 - y1)
+    cls = None if c is None else c[order]
+    grid = None
+    upper = np.triu(np.ones((_BLOCK, _BLOCK), dtype=bool), 1)
+    alive = np.ones(n, dtype=bool)
+    kept = []
+    pos = 0
+    while pos < n:
+        cand = np.flatnonzero(alive[pos:])
+        if not len(cand):
             break
-        blocked = np.zeros(n, dtype=bool)
-        blocked[lo] = True  # has an undecided better neighbour
-        new = ~done & ~blocked
-        kept |= new
-        done |= new
-        done[lo[new[hi]]] = True  # neighbours of newly kept boxes are removed
-        live = ~(done[hi] | done[lo])
-        hi, lo = hi[live], lo[live]
-    if hi.size:  # a long chain: finish with a plain loop over what is left
-        order = np.argsort(hi, kind="stable")
-        hi, lo = hi[order], lo[order]
-        bounds = np.searchsorted(hi, np.arange(n + 1))
-        for p in np.flatnonzero(~done):
-            if not done[p]:
-                kept[p] = True
-                done[p] = True
-                done[lo[bounds[p]:bounds[p + 1]]] = True
-    kept |= ~done
-    return np.flatnonzero(kept)
+        cand = cand[:_BLOCK] + pos
+        end = int(cand[-1]) + 1
+        local = _resolve_block(cand, x1, y1, x2, y2, area, cls, t, upper)
+        kept.append(local)
+        pos = end
+        if pos >= n:
+            break
+        # remove the later boxes these kept boxes overlap
+        if len(local) * (n - end) <= _DENSE_LIMIT:
+            j = np.flatnonzero(alive[end:]) + end
+            if not len(j):
+                break
+            hit = _overlaps(local[:, None], j[None, :], x1, y1, x2, y2, area, cls, t).any(axis=0)
+            alive[j[hit]] = False
+        else:
+            if grid is None:
+                grid = _CentreGrid(x1, y1, x2, y2, cls, t)
+            i, j = grid.near(local)
+            ok = (j >= end) & alive[j]
+            i, j = i[ok], j[ok]
+            alive[j[_overlaps(i, j, x1, y1, x2, y2, area, cls, t)]] = False
+    keep = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+    return order[keep].astype(np.int64)
+
+
+def _overlaps(i, j, x1, y1, x2, y2, area, cls, t) -> np.ndarray:
+    """IoU(i, j) > t (same category when given), broadcasting index arrays; box_iou's arithmetic."""
+    iw = np.minimum(x2[i], x2[j]) - np.maximum(x1[i], x1[j])
+    ih = np.minimum(y2[i], y2[j]) - np.maximum(y1[i], y1[j])
+    inter = np.maximum(iw, 0) * np.maximum(ih, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        hit = inter / (area[i] + area[j] - inter) > t
+    if cls is not None:
+        hit &= cls[i] == cls[j]
+    return hit
+
+
+def _resolve_block(cand, x1, y1, x2, y2, area, cls, t, upper) -> np.ndarray:
+    """Greedy NMS among a block of consecutive surviving boxes (positions in score order)."""
+    m = len(cand)
+    if m == 1:
+        return cand
+    over = _overlaps(cand[:, None], cand[None, :], x1, y1, x2, y2, area, cls, t) & upper[:m, :m]
+    if not over.any():
+        return cand
+    # one Python int per row as a bit set: the sequential part costs a shift and an OR per box
+    packed = np.packbits(over, axis=1, bitorder="little")
+    width = packed.shape[1]
+    buf = packed.tobytes()
+    removed = 0
+    sel = []
+    for r in range(m):
+        if not (removed >> r) & 1:
+            sel.append(r)
+            removed |= int.from_bytes(buf[r * width:(r + 1) * width], "little")
+    return cand[sel]
+
+
+class _CentreGrid:
+    """Boxes bucketed by centre so that a kept box finds the boxes it may suppress with a few range lookups.
+
+    IoU > t needs an x-overlap above t times the wider box, which is at most the narrower one: so the widths are
+    within a factor 1/t and |cx_i - cx_j| < (1 - t) max(w_i, w_j) <= (1 - t) min(w_i / t, largest width); the
+    same in y. Cells are half the median such radius; each grid row of a query window is one contiguous run of
+    the boxes sorted by (category, row, column).
+    """
+
+    def __init__(self, x1, y1, x2, y2, cls, t) -> None:
+        cx = (x1.astype(np.float64) + x2) * 0.5
+        cy = (y1.astype(np.float64) + y2) * 0.5
+        w = (x2 - x1).astype(np.float64)
+        h = (y2 - y1).astype(np.float64)
+        inv = 1.0 / t if t > 0 else np.inf
+        slack = 1 + 1e-6  # the radius is a bound; a little more guards rounding
+        self.rx = (1 - t) * np.minimum(w * inv, max(float(w.max()), 0.0)) * slack + 1e-9 * (1 + np.abs(cx))
+        self.ry = (1 - t) * np.minimum(h * inv, max(float(h.max()), 0.0)) * slack + 1e-9 * (1 + np.abs(cy))
+        self.gx = max(float(np.median(self.rx)) * 0.5, 1e-9)
+        self.gy = max(float(np.median(self.ry)) * 0.5, 1e-9)
+        self.ox, self.oy = float(cx.min()), float(cy.min())
+        col = np.floor((cx - self.ox) / self.gx).astype(np.int64)
+        row = np.floor((cy - self.oy) / self.gy).astype(np.int64)
+        self.ncols, self.nrows = int(col.max()) + 1, int(row.max()) + 1
+        self.band = None if cls is None else (cls - cls.min()) * self.nrows
+        key = (row if cls is None else self.band + row) * self.ncols + col
+        self.perm = np.argsort(key, kind="stable")
+        self.skey = key[self.perm]
+        self.cx, self.cy = cx, cy
+
+    def near(self, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs (i, j): j's centre lies in the window of kept box i (a superset of the boxes i can suppress)."""
+        kx, ky, rx, ry = self.cx[local], self.cy[local], self.rx[local], self.ry[local]
+        c0 = np.floor((kx - rx - self.ox) / self.gx).astype(np.int64).clip(0, self.ncols - 1)
+        c1 = np.floor((kx + rx - self.ox) / self.gx).astype(np.int64).clip(0, self.ncols - 1)
+        r0 = np.floor((ky - ry - self.oy) / self.gy).astype(np.int64).clip(0, self.nrows - 1)
+        r1 = np.floor((ky + ry - self.oy) / self.gy).astype(np.int64).clip(0, self.nrows - 1)
+        nr = r1 - r0 + 1
+        q = np.repeat(np.arange(len(local)), nr)  # one query per (kept box, grid row)
+        qrow = r0[q] + (np.arange(len(q)) - np.repeat(np.cumsum(nr) - nr, nr))
+        if self.band is not None:
+            qrow = qrow + self.band[local][q]
+        lo = np.searchsorted(self.skey, qrow * self.ncols + c0[q], side="left")
+        hi = np.searchsorted(self.skey, qrow * self.ncols + c1[q], side="right")
+        cnt = hi - lo
+        rep = np.repeat(np.arange(len(q)), cnt)
+        j = self.perm[np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt - lo, cnt)]
+        return local[q[rep]], j
 
 
 def filter_detections(
