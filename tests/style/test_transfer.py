@@ -21,7 +21,7 @@ def images(seed=0, size=(24, 24)):
 
 def config(**kw):
     base = dict(size=24, steps=12, content_layer="relu2_1", style_layers=("relu1_1", "relu2_1"), lr=0.05,
-                channels_last=False)
+                channels_last=False, bf16=False)
     base.update(kw)
     return StyleConfig(**base)
 
@@ -112,7 +112,7 @@ def test_multiscale_runs_coarse_to_fine(tiny_vgg):
 
 def test_tiled_gradient_equals_the_whole_image_gradient(tiny_vgg):
     torch.manual_seed(0)
-    cfg = config(content_layer="relu2_2", style_layers=("relu1_1", "relu2_2"), tv_weight=0.5)
+    cfg = config(content_layer="relu2_2", style_layers=("relu1_1", "relu2_2"), tv_weight=0.5, tile_exact=True)
     fe = FeatureExtractor(tiny_vgg, ["relu2_2", "relu1_1"], InputNorm())
     content, style = torch.rand(1, 3, 40, 48), torch.rand(1, 3, 32, 32)
     strides = {"relu1_1": 1, "relu2_2": 2}  # relu2_2 sits after one 2x2 pool
@@ -128,3 +128,20 @@ def test_tiled_gradient_equals_the_whole_image_gradient(tiny_vgg):
     for k in v1:
         assert v2[k] == pytest.approx(v1[k], rel=1e-4)
     torch.testing.assert_close(x2.grad, x1.grad, rtol=1e-3, atol=1e-6)
+    # the default reuses the previous step's Gram matrices: at the same x it is the same gradient
+    cfg.tile_exact = False
+    x3 = x1.detach().clone().requires_grad_(True)
+    tiled.value_and_grad(x3)
+    x3.grad = None
+    tiled.value_and_grad(x3)
+    torch.testing.assert_close(x3.grad, x1.grad, rtol=1e-3, atol=1e-6)
+    assert len(list(tiled._tiles(40, 48))) == 9  # 40 -> 3 tiles of 14 (rounded up to 2s); 48 -> 3 of 16
+
+
+def test_bf16_runs_close_to_fp32(tiny_vgg):
+    content, style = images()
+    net = (tiny_vgg, InputNorm())
+    a = style_transfer(content, [style], config(steps=3), network=net)
+    b = style_transfer(content, [style], config(steps=3, bf16=True, channels_last=True), network=net)
+    assert b.history[0]["style"] == pytest.approx(a.history[0]["style"], rel=0.05)
+    assert np.abs(a.image - b.image).mean() < 0.02

@@ -44,8 +44,7 @@ def register(subparsers) -> None:
     p.add_argument("styles", nargs="+", metavar="STYLE", help="style image file(s) or builtin:NAME")
     p.add_argument("-o", "--output", default="styled.png", help="output image (default styled.png)")
     p.add_argument("--size", type=positive_int, default=256,
-                   help="longer side of the output in pixels (default 256; above --max-single-scale it is reached "
-                        "coarse to fine)")
+                   help="longer side of the output in pixels (default 256)")
     p.add_argument("--steps", type=positive_int, default=300, help="optimisation steps (default 300)")
     p.add_argument("--model", default=None, help="zoo model name or cnnkit model file (default vgg16_hed)")
     p.add_argument("--weights", default=None,
@@ -72,12 +71,15 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same image)")
     p.add_argument("--frames-every", type=int, default=0, metavar="N",
                    help="save the image every N steps in OUTPUT_frames/, plus a strip and an animated GIF")
-    p.add_argument("--max-single-scale", type=positive_int, default=512,
-                   help="larger outputs are optimised coarse to fine from this size (default 512)")
-    p.add_argument("--tile", type=positive_int, default=768,
-                   help="scales larger than this are computed in tiles, bounding memory (default 768)")
-    p.add_argument("--no-channels-last", action="store_true", help="keep the network in NCHW memory format")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (faster only on CPUs with bf16)")
+    p.add_argument("--max-single-scale", type=positive_int, default=256,
+                   help="larger outputs are optimised coarse to fine, starting at or below this size, with half "
+                        "the steps at each doubling (default 256)")
+    p.add_argument("--tile", type=positive_int, default=512,
+                   help="scales larger than this are computed in tiles, bounding memory (default 512)")
+    p.add_argument("--channels-last", action="store_true", help="channels-last memory format (no faster for VGG "
+                   "on the CPUs measured)")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                   help="network precision: bf16 autocast where the CPU has bf16 instructions (auto), or forced")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -119,7 +121,8 @@ def run(args) -> int:
                       noise_ratio=args.noise_ratio, optimizer=args.optimizer, lr=args.lr,
                       style_weights=args.style_weights, preserve_colors=args.preserve_colors, seed=args.seed,
                       frames_every=args.frames_every, max_single_scale=args.max_single_scale, tile=args.tile,
-                      channels_last=not args.no_channels_last, bf16=args.bf16,
+                      channels_last=args.channels_last,
+                      bf16={"auto": None, "bf16": True, "fp32": False}[args.precision],
                       style_layer_weights=args.style_layer_weights)
     if args.content_layer:
         cfg.content_layer = args.content_layer

@@ -12,8 +12,8 @@ network's own preprocessing is applied inside the loss.
 
 For outputs larger than `StyleConfig.max_single_scale`, the image is optimised coarse to fine: a small version
 first, then each result upsampled (x2) as the start of the next scale, with fewer steps at the expensive sizes.
-At scales larger than `tile`, the gradient is computed tile by tile (two passes: Gram matrices summed over
-tiles, then each tile's backward pass given the shared dJ/dGram), so memory stays bounded by the tile size.
+At scales larger than `tile`, the gradient is computed tile by tile (Gram matrices summed over tiles give the
+shared dJ/dGram, then each tile's backward pass), so memory stays bounded by the tile size.
 """
 
 from __future__ import annotations
@@ -67,9 +67,15 @@ class StyleConfig:
         max_single_scale: larger outputs are optimised coarse to fine, starting at or below this size.
         scale_steps: share of `steps` at each scale after the first (the finest ones cost most per step).
         tile: at scales whose longer side exceeds this, the gradient is computed tile by tile (bounded memory).
-        channels_last: run the network in channels-last memory format (faster on most CPUs; measured in the
-            benchmark).
-        bf16: run the network in bfloat16 autocast (faster only on CPUs with bf16 instructions).
+        tile_halo: context pixels added around each tile (the deepest layers' windows reach further; their
+            border effect on the gradient is small).
+        tile_exact: recompute the Gram matrices of the current image before every tiled step (one more forward
+            pass); by default the previous step's are used for dJ/dGram, which costs nothing extra.
+        channels_last: run the network in channels-last memory format (no faster than NCHW for VGG on the CPU
+            measured, see benchmarks/bench_style.py; off by default).
+        bf16: run the network in bfloat16 autocast; None (default) = when the CPU has bf16 instructions
+            (AVX512-BF16, AMX), where it took 0.47 s of CPU per 256-px step against 0.81 s in fp32. The costs and
+            Gram matrices stay in float32.
     """
 
     size: int = 256
@@ -91,11 +97,13 @@ class StyleConfig:
     preserve_colors: bool = False
     seed: int = 0
     frames_every: int = 0
-    max_single_scale: int = 512
+    max_single_scale: int = 256
     scale_steps: float = 0.5
-    tile: int = 768
-    channels_last: bool = True
-    bf16: bool = False
+    tile: int = 512
+    tile_halo: int = 32
+    tile_exact: bool = False
+    channels_last: bool = False
+    bf16: bool | None = None
 
 
 @dataclass
@@ -197,6 +205,8 @@ class _Loss:
                  strides: dict[str, int], halo: int) -> None:
         self.extractor, self.cfg, self.tile = extractor, cfg, tile
         self.strides, self.halo = strides, halo  # total stride of each layer; context pixels around a tile
+        self._grams: dict[str, torch.Tensor] | None = None  # the last tiled step's Gram matrices
+        self.bf16 = use_bf16(cfg.bf16)
         n = len(cfg.style_layers)
         lw = cfg.style_layer_weights or tuple(1.0 / n for _ in range(n))
         self.layer_weights = dict(zip(cfg.style_layers, lw, strict=True))
@@ -227,17 +237,23 @@ class _Loss:
     def _run(self, x: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
         if self.cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.bf16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             out = self.extractor(x)
         return {k: out[k].float() for k in layers}
 
     # -- tiles: activations of the whole image assembled from overlapping crops (no_grad use only)
     def _tiles(self, h: int, w: int):
         """(y0, y1, x0, x1) cores covering the image, each with its crop (halo added) and the layers' strides."""
-        t, halo = self.tile, self.halo
-        for y0 in range(0, h, t):
-            for x0 in range(0, w, t):
-                y1, x1 = min(y0 + t, h), min(x0 + t, w)
+        halo, m = self.halo, max(self.strides.values())
+
+        def length(n: int) -> int:  # equal tiles of at most `tile` pixels, a multiple of the largest stride
+            pieces = math.ceil(n / self.tile)
+            return math.ceil(n / pieces / m) * m
+
+        ty, tx = length(h), length(w)
+        for y0 in range(0, h, ty):
+            for x0 in range(0, w, tx):
+                y1, x1 = min(y0 + ty, h), min(x0 + tx, w)
                 cy0, cx0 = max(0, y0 - halo), max(0, x0 - halo)
                 cy1, cx1 = min(h, y1 + halo), min(w, x1 + halo)
                 yield (y0, y1, x0, x1), (cy0, cy1, cx0, cx1)
@@ -278,20 +294,22 @@ class _Loss:
         return self._tiled_value_and_grad(x)
 
     def _tiled_value_and_grad(self, x: torch.Tensor) -> dict[str, float]:
-        """The exact gradient of J through the tiles' activations (up to the halo's border effects).
+        """J's gradient through the tiles' activations (exact up to the halo's border effects).
 
-        Pass 1 (no grad) sums the tiles' Gram matrices into each layer's G_G and gives dJ/dG_G; pass 2 runs each
-        tile with grad and back-propagates <dJ/dG_G, G_tile> + its content cost, which sum to J's gradient.
+        G_G = sum over tiles of their Gram matrices, so dJ/dx = sum over tiles of d<dJ/dG_G, G_tile>/dx plus the
+        tiles' content gradients. dJ/dG_G comes from the Gram matrices of the previous step (pass 2 sums them as
+        it goes), or, with `tile_exact` and on the first step, from a no-grad pass over the tiles first.
         """
         cfg, layers = self.cfg, self.layers()
         h, w = x.shape[-2:]
-        grams: dict[str, torch.Tensor] = {}
-        with torch.no_grad():
-            for core, crop in self._tiles(h, w):
-                feats = self._crop(self._run(x[..., crop[0]:crop[1], crop[2]:crop[3]], layers), core, crop)
-                for name in cfg.style_layers:
-                    g = gram_matrix(feats[name])[0]
-                    grams[name] = grams.get(name, 0) + g
+        grams = self._grams
+        if cfg.tile_exact or grams is None:
+            grams = {}
+            with torch.no_grad():
+                for core, crop in self._tiles(h, w):
+                    feats = self._crop(self._run(x[..., crop[0]:crop[1], crop[2]:crop[3]], layers), core, crop)
+                    for name in cfg.style_layers:
+                        grams[name] = grams.get(name, 0) + gram_matrix(feats[name])[0]
         gg = {k: v.clone().requires_grad_(True) for k, v in grams.items()}
         js = 0
         for name, lw in self.layer_weights.items():
@@ -300,6 +318,7 @@ class _Loss:
         (cfg.beta * js).backward()
         dG = {k: v.grad for k, v in gg.items()}
         jc = 0.0
+        new_grams: dict[str, torch.Tensor] = {}
         for core, crop in self._tiles(h, w):
             xt = x[..., crop[0]:crop[1], crop[2]:crop[3]]
             feats = self._crop(self._run(xt, layers), core, crop)
@@ -311,9 +330,12 @@ class _Loss:
             part = sq / (4.0 * c * nh * nw) if cfg.normalization == "course" else 0.5 * sq
             surrogate = cfg.alpha * part
             for name in cfg.style_layers:
-                surrogate = surrogate + (dG[name] * gram_matrix(feats[name])[0]).sum()
+                g = gram_matrix(feats[name])[0]
+                new_grams[name] = new_grams.get(name, 0) + g.detach()
+                surrogate = surrogate + (dG[name] * g).sum()
             surrogate.backward()
             jc += float(part.detach())
+        self._grams = new_grams
         tv = costs.total_variation(x)
         (cfg.tv_weight * tv).backward()
         js, tv = float(js.detach()), float(tv.detach())
@@ -331,6 +353,16 @@ class _Loss:
 
 # ---------------------------------------------------------------------------------------------------------------------
 # The optimisation
+
+
+def use_bf16(choice: bool | None) -> bool:
+    """`choice`, or for None whether this CPU computes bfloat16 natively (oneDNN's check)."""
+    if choice is not None:
+        return bool(choice)
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _scales(size: int, max_single: int) -> list[int]:
@@ -430,8 +462,7 @@ def style_transfer(
 
     gen = torch.Generator().manual_seed(cfg.seed)
     strides = {name: layer_geometry(model, name, input_size=(64, 64))[1] for name in layers}
-    halo = max(min(layer_geometry(model, name, input_size=(64, 64))[0] // 2, 96) for name in layers)
-    halo = math.ceil(halo / max(strides.values())) * max(strides.values())
+    halo = math.ceil(cfg.tile_halo / max(strides.values())) * max(strides.values())
 
     result = StyleResult(image=np.zeros((H, W, 3), np.float32), notes=notes, network=described)
     sizes = _scales(cfg.size, cfg.max_single_scale)
