@@ -203,3 +203,12 @@ def test_carved_splits_are_disjoint_and_seeded(tmp_path):
         ids.setdefault(seed, got)
         assert ids[seed] == got
     assert ids[0] != ids[1]
+
+
+def test_image_ids_stay_unique(tmp_path):
+    imgs = [ImageAnn("a.png", 5, 5, image_id=0), ImageAnn("b.png", 5, 5, image_id=1)]
+    back = read_coco(write_coco(Annotations(CLASSES, imgs), tmp_path / "x.json"), check_images=False, strict=True)
+    assert [i.image_id for i in back.images] == [1, 2]
+    imgs = [ImageAnn("a.png", 5, 5, image_id=7), ImageAnn("b.png", 5, 5, image_id=3)]
+    back = read_coco(write_coco(Annotations(CLASSES, imgs), tmp_path / "y.json"), check_images=False, strict=True)
+    assert [i.image_id for i in back.images] == [7, 3]

@@ -260,8 +260,10 @@ def coco_dict(ann: Annotations) -> dict:
         cats.append(c)
     images, annotations = [], []
     next_id = 1
-    for n, img in enumerate(ann.images):
-        iid = int(img.image_id) if img.image_id else n + 1
+    ids = [int(img.image_id) for img in ann.images]
+    if min(ids, default=1) < 1 or len(set(ids)) != len(ids):
+        ids = list(range(1, len(ann.images) + 1))  # ids must be unique: number them afresh when they are not
+    for img, iid in zip(ann.images, ids, strict=True):
         images.append({"id": iid, "file_name": img.file, "width": int(img.width), "height": int(img.height)})
         segs = img.segmentations
         for i, (box, lab) in enumerate(zip(np.asarray(img.boxes, np.float64), img.labels, strict=True)):
