@@ -66,3 +66,27 @@ def test_show_draws_a_picture(tmp_path, run_cli):
     code, out, err = run_cli("data", "show", "scenes", "-o", tmp_path / "s.png", "--n", 2)
     assert code == 0, err
     assert (tmp_path / "s.png").stat().st_size > 1000
+
+
+def test_convert_between_formats_keeps_boxes(tmp_path, run_cli):
+    """coco -> yolo -> voc -> coco: every box and label survives, splits too; masks dropped and said so."""
+    from cnnkit.data.annotation_convert import read_annotations
+
+    code, _, err = run_cli("data", "scenes", "--out", tmp_path / "coco", "--format", "coco", "--train", 3,
+                           "--val", 2, "--test", 0, "--size", 40)
+    assert code == 0, err
+    steps = [("yolo", tmp_path / "coco"), ("voc", tmp_path / "yolo" / "dataset.yaml"), ("coco", tmp_path / "voc")]
+    for fmt, src in steps:
+        code, out, err = run_cli("data", "convert", src, "--to", fmt, "--out", tmp_path / fmt.replace("coco", "back"))
+        assert code == 0, err
+        if fmt == "yolo":
+            assert "masks dropped" in out
+    first = read_annotations(tmp_path / "coco")
+    last = read_annotations(tmp_path / "back")
+    assert first.splits == last.splits == {"train": [0, 1, 2], "val": [3, 4]}
+    for a, b in zip(first.images, last.images, strict=True):
+        assert Path(a.file).name == Path(b.file).name
+        assert np.array_equal(a.boxes, b.boxes) and np.array_equal(a.labels, b.labels)
+        assert Path(a.file).read_bytes() == Path(b.file).read_bytes()
+    code, _, err = run_cli("data", "convert", tmp_path / "coco", "--to", "labelpng", "--out", tmp_path / "x")
+    assert code == 2

@@ -26,7 +26,7 @@ def register(subparsers) -> None:
         description="Work with detection and segmentation data sets.",
         formatter_class=RawDefaultsFormatter,
     )
-    sub = p.add_subparsers(dest="data_command", metavar="{scenes,check,show}")
+    sub = p.add_subparsers(dest="data_command", metavar="{scenes,check,convert,show}")
 
     s = sub.add_parser(
         "scenes",
@@ -64,7 +64,23 @@ def register(subparsers) -> None:
     )
     c.add_argument("source", help="dataset.yaml, a COCO .json, a VOC folder, or a folder with images/ + labels/")
     c.add_argument("--strict", action="store_true", help="stop at the first bad annotation")
+    c.add_argument("--classes", default=None, help="VOC: comma-separated class names in label order")
     c.set_defaults(func=run_check)
+
+    k = sub.add_parser(
+        "convert",
+        help="convert an annotated data set between COCO, YOLO and VOC",
+        description="Read a COCO / YOLO / VOC data set and write it in another format under --out, images copied. "
+        "What the target cannot hold (masks outside COCO, keypoints in VOC) is dropped, and said so.",
+        epilog="example:\n  cnnkit data convert VOCdevkit/VOC2012 --to yolo --out voc-yolo",
+        formatter_class=RawDefaultsFormatter,
+    )
+    k.add_argument("source", help="dataset.yaml, a COCO .json or folder, or a VOC folder")
+    k.add_argument("--to", required=True, choices=("coco", "yolo", "voc"), help="target format")
+    k.add_argument("--out", required=True, help="output folder")
+    k.add_argument("--strict", action="store_true", help="stop at the first bad annotation")
+    k.add_argument("--classes", default=None, help="VOC: comma-separated class names in label order")
+    k.set_defaults(func=run_convert)
 
     v = sub.add_parser(
         "show",
@@ -125,7 +141,7 @@ def run_check(args) -> int:
     view = "semantic" if fmt == "labelpng" else "detection"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
-        parts = load_detection(args.source, view=view, strict=args.strict)
+        parts = load_detection(args.source, view=view, strict=args.strict, classes=_classes(args.classes))
     problems = [w for w in caught if issubclass(w.category, DataWarning)]
     for w in problems[:20]:
         print(f"warning: {w.message}")
@@ -148,6 +164,29 @@ def run_check(args) -> int:
         per = ", ".join(f"{c} {n}" for c, n in zip(names, counts, strict=True))
         print(f"  {split:5s} {len(ds):6d} images ({empty} without objects), {int(counts.sum())} objects: {per}")
     print(f"{len(problems)} problem(s) skipped" if problems else "no problems found")
+    return 0
+
+
+def _classes(text: str | None):
+    return [c.strip() for c in text.split(",") if c.strip()] if text else None
+
+
+def run_convert(args) -> int:
+    import warnings
+
+    from cnnkit.data.annotation_convert import convert_annotations
+    from cnnkit.data.sources import DataWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        target, notes = convert_annotations(args.source, args.to, args.out, strict=args.strict,
+                                            classes=_classes(args.classes))
+    problems = [w for w in caught if issubclass(w.category, DataWarning)]
+    for w in problems[:20]:
+        print(f"warning: {w.message}")
+    extra = f"; {'; '.join(notes)}" if notes else ""
+    skipped = f"; {len(problems)} problem(s) skipped" if problems else ""
+    print(f"wrote {args.source} as {args.to} to {args.out}{extra}{skipped}; read it with: cnnkit data check {target}")
     return 0
 
 

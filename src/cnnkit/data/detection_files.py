@@ -126,7 +126,7 @@ def _carve(n: int, official: dict[str, list[int]] | None, seed: int, val_fractio
     return {s: official[s] for s in SPLITS if s in official}
 
 
-def _coco_files(p: Path) -> dict[str, Path]:
+def coco_files(p: Path) -> dict[str, Path]:
     folder = p / "annotations" if (p / "annotations").is_dir() else p
     files = sorted(folder.glob("*.json"))
     out = {}
@@ -202,7 +202,7 @@ def detect_format(path) -> str:
         return "yolo"
     if (p / "Annotations").is_dir():
         return "voc"
-    if _coco_files(p):
+    if coco_files(p):
         return "coco"
     if (p / "images").is_dir() and any((p / d).is_dir() for d in ("labels", "masks", "SegmentationClass")):
         mask_dir = next(p / d for d in ("labels", "masks", "SegmentationClass") if (p / d).is_dir())
@@ -269,8 +269,8 @@ def load_detection(
     elif fmt == "voc":
         ann = read_voc(p, classes=classes, strict=strict)
     else:
-        files = {"train": p} if p.is_file() else _coco_files(p)
-        ann = _merge_coco(files, strict)
+        files = {"train": p} if p.is_file() else coco_files(p)
+        ann = merge_coco(files, strict)
     splits = _carve(len(ann.images), ann.splits, seed, val_fraction, test_fraction)
     if not ann.images:
         raise InputError(f"{p}: no annotated images could be read")
@@ -279,7 +279,7 @@ def load_detection(
             for s, idx in splits.items() if idx}
 
 
-def _merge_coco(files: dict[str, Path], strict: bool) -> Annotations:
+def merge_coco(files: dict[str, Path], strict: bool) -> Annotations:
     """One Annotations over several COCO files (one per split), with absolute image paths."""
     merged: Annotations | None = None
     for split, f in files.items():
