@@ -208,3 +208,58 @@ def test_each_module_imports_on_its_own():
             "    importlib.import_module(m)\n")
     done = subprocess.run([sys.executable, "-c", code, *modules], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_checkpoint_from_before_tasks_resumes_exactly(tmp_path):
+    # cnnkit before tasks saved the epoch sums as [loss, correct, n] and "best_val_acc", and no "task"
+    from cnnkit.train import Callback, TrainConfig, fit
+    from cnnkit.train.checkpointing import STATE_FILE, load_state
+
+    class Stop(Exception):
+        pass
+
+    class StopAt(Callback):
+        def on_batch_end(self, trainer, step, loss):
+            if step == 5:
+                raise Stop
+
+    g = torch.Generator().manual_seed(0)
+    ds = TensorDataset(torch.randn(60, 4, generator=g), torch.randint(0, 3, (60,), generator=g))
+    cfg = TrainConfig(epochs=2, batch_size=8, seed=1, checkpoint_every=2)
+
+    def model():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Dropout(0.2), nn.Linear(8, 3))
+
+    ref = fit(model(), ds, ds, cfg, progress=False)
+    with pytest.raises(Stop):
+        fit(model(), ds, ds, cfg, out_dir=tmp_path, callbacks=[StopAt()], progress=False)
+    state = load_state(tmp_path)
+    sums = state.pop("epoch_sums")
+    assert set(sums) == {"loss", "n", "stat:acc"} and sums["n"] == 32  # mid-epoch: 4 batches of 8
+    state["epoch_sums"] = [sums["loss"], int(sums["stat:acc"]), int(sums["n"])]
+    state["best_val_acc"] = state.pop("best_value")
+    del state["task"]
+    torch.save(state, tmp_path / STATE_FILE)
+    resumed = fit(model(), ds, ds, cfg, out_dir=tmp_path, resume=True, progress=False)
+    wa, wb = ref.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert [r["train_acc"] for r in resumed.history] == [r["train_acc"] for r in ref.history]
+    assert resumed.best_val_acc == ref.best_val_acc
+
+
+def test_resuming_a_run_of_another_task_is_refused(tmp_path):
+    from cnnkit.errors import InputError
+    from cnnkit.train import TrainConfig, fit
+
+    class SameWeightsNoTask(nn.Module):  # the regressor's parameters, but a classifier by default
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 1)
+
+    g = torch.Generator().manual_seed(0)
+    ds = TensorDataset(torch.randn(16, 3, generator=g), torch.randn(16, 1, generator=g))
+    fit(_Regressor(), ds, None, TrainConfig(epochs=1, batch_size=8), out_dir=tmp_path, progress=False)
+    with pytest.raises(InputError, match="trained a test_regression task, not classification"):
+        fit(SameWeightsNoTask(), ds, None, TrainConfig(epochs=2, batch_size=8), out_dir=tmp_path, resume=True,
+            progress=False)
