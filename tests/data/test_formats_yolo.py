@@ -131,3 +131,10 @@ def test_pose_dataset_flip_pairs(tmp_path, run_cli):
     y.write_text(y.read_text().replace("- 1\n- 0\n", "- 0\n- 0\n"))
     with pytest.raises(FileFormatError, match="flip_idx"):
         read_yolo(y)
+
+
+def test_byte_order_mark_and_crlf(tmp_path):
+    p = tmp_path / "a.txt"
+    p.write_bytes("\ufeff0 0.5 0.5 0.2 0.2\r\n1 0.25 0.25 0.1 0.1\r\n".encode())
+    boxes, labels, _, _ = read_label_file(p, 100, 100, 2, Problems(True))
+    assert list(labels) == [0, 1] and np.allclose(boxes[0], [40, 40, 60, 60])

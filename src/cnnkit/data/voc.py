@@ -5,7 +5,8 @@
 
 VOC numbers pixels from 1 and its boxes include both ends; in memory boxes are continuous xyxy, so
 x1 = xmin - 1, x2 = xmax (a box over the whole image is 0..W). `difficult` objects are kept and flagged in
-`ImageAnn.iscrowd` (both mean "do not count detections here"), and written back as difficult.
+`ImageAnn.iscrowd` (both mean "do not count detections here"), and written back as difficult. A missing or zero
+<size> is measured from the image.
 
 Safety: a file with a DTD or entity declaration is refused (entity expansion is the classic XML attack, and
 VOC files never need one), as are files over 5 MB.
@@ -76,12 +77,12 @@ def _parse_file(path: Path, image_dir: Path, check_images: bool, problems: Probl
     file = filename or (found.name if found else path.stem + ".jpg")
     try:
         size = root.find("size")
-        if size is not None and _text(size, "width") is not None:
+        try:
             w, h = positive_int(_text(size, "width"), "width"), positive_int(_text(size, "height"), "height")
-        elif found is not None:
-            w, h = image_size(found)
-        else:
-            raise FileFormatError("no <size> and no image to measure")
+        except FileFormatError:
+            if found is None:
+                raise
+            w, h = image_size(found)  # a missing or zero <size> (some VOC files have one): measure the image
     except FileFormatError as e:
         problems.bad(f"{path}: {e}")
         return None

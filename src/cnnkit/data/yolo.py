@@ -126,7 +126,7 @@ def read_label_file(path: Path, width: int, height: int, nc: int, problems: Prob
     try:
         if path.stat().st_size > MAX_LABEL_BYTES:
             raise ValueError("file too large")
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")  # a byte-order mark (Windows editors) is not a class id
     except (OSError, ValueError) as e:
         problems.bad(f"{path}: not a readable text label file ({type(e).__name__})")
         return None
