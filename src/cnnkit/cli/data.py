@@ -31,10 +31,13 @@ def register(subparsers) -> None:
     s = sub.add_parser(
         "scenes",
         help="write built-in scenes with their annotations in a standard format",
-        description="Generate built-in scenes (shapes, optionally real handwritten digits) and write images plus "
-        "annotations: coco (annotations/instances_<split>.json with boxes, RLE masks and 4 keypoints), yolo "
-        "(labels/<split>/*.txt and an ultralytics dataset.yaml), voc (Annotations/*.xml, ImageSets/Main) or "
-        "labelpng (index PNG masks, classes.txt). Scene i of a split is the same for every count.",
+        description="Generate built-in scenes (shapes, optionally real handwritten digits) and write images plus\n"
+        "annotations:\n"
+        "  coco      annotations/instances_<split>.json: boxes, RLE masks and 4 keypoints\n"
+        "  yolo      labels/<split>/*.txt and an ultralytics dataset.yaml\n"
+        "  voc       Annotations/*.xml, ImageSets/Main/<split>.txt, classes.txt\n"
+        "  labelpng  labels/<split>/*.png index masks (VOC palette), classes.txt\n"
+        "Scene i of a split is the same picture for every count and format.",
         epilog="examples:\n  cnnkit data scenes --out scenes-coco --format coco --n 200\n"
         "  cnnkit data scenes --out scenes-yolo --format yolo --train 2000 --val 300 --digits\n"
         "  cnnkit data check scenes-yolo/dataset.yaml",
@@ -70,7 +73,7 @@ def register(subparsers) -> None:
     k = sub.add_parser(
         "convert",
         help="convert an annotated data set between COCO, YOLO and VOC",
-        description="Read a COCO / YOLO / VOC data set and write it in another format under --out, images copied. "
+        description="Read a COCO / YOLO / VOC data set and write it in another format under --out, images copied.\n"
         "What the target cannot hold (masks outside COCO, keypoints in VOC) is dropped, and said so.",
         epilog="example:\n  cnnkit data convert VOCdevkit/VOC2012 --to yolo --out voc-yolo",
         formatter_class=RawDefaultsFormatter,
