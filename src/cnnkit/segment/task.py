@@ -248,7 +248,7 @@ class SegmentationTask(Task):
         overlap = int(opts.get("overlap") or tile // 4)
         h, w = image.shape[:2]
         labels = predict_tiled(model, image, tile=tile, overlap=overlap, preprocess=prep,
-                               batch_size=int(opts.get("batch_size") or 2))
+                               batch_size=int(opts.get("batch_size") or 1))
         names = meta.get("classes") or [str(i) for i in range(int(labels.max()) + 1)]
         counts = np.bincount(labels.ravel(), minlength=len(names))
         return {"size": [h, w], "tiled": max(h, w) > tile,

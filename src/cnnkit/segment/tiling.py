@@ -114,7 +114,7 @@ def _iter_rows(model: nn.Module, image: np.ndarray, *, tile: int, overlap: int, 
 
 
 @torch.no_grad()
-def predict_tiled(model: nn.Module, image: np.ndarray, *, tile: int = 512, overlap: int = 64, batch_size: int = 4,
+def predict_tiled(model: nn.Module, image: np.ndarray, *, tile: int = 512, overlap: int = 128, batch_size: int = 1,
                   preprocess: Preprocess | None = None, return_probs: bool = False,
                   device: str | torch.device = "cpu") -> np.ndarray:
     """Labels (H, W) uint8 (int32 above 255 classes) of one (H, W, C) image, predicted tile by tile.
