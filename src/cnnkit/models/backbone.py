@@ -77,8 +77,10 @@ def collect_stages(layers: nn.Sequential, x: torch.Tensor, stage_ends: Collectio
 def with_weights(model: nn.Module, weights: str | os.PathLike | None) -> nn.Module:
     """Load the user's weights file into `model` when one is given (the `weights=` argument of every builder)."""
     if weights is not None:
+        from cnnkit.models.pretrained import refuse_unknown_tag
         from cnnkit.models.weights import load_weights  # lazy: the weights module imports the registry
 
+        refuse_unknown_tag(model, weights)  # "imagenet" for a family without registered weights: say so
         load_weights(model, weights)
     return model
 

@@ -339,8 +339,21 @@ def with_pretrained(model: nn.Module, model_name: str, weights: str | os.PathLik
         return model
     if is_pretrained_tag(model_name, weights):
         return load_pretrained(model, model_name, str(weights))
-    if isinstance(weights, str) and not Path(weights).exists() and os.sep not in weights and "." not in weights:
+    if _looks_like_tag(weights):
         get_pretrained(model_name, weights)  # raises: an unknown tag, not a missing file
     from cnnkit.models.backbone import with_weights
 
     return with_weights(model, weights)
+
+
+def _looks_like_tag(weights: object) -> bool:
+    """A bare word such as "imagenet" that is not an existing file: meant as registered weights, not a path."""
+    return isinstance(weights, str) and not Path(weights).exists() and not any(c in weights for c in "/\\.")
+
+
+def refuse_unknown_tag(model: nn.Module, weights: object) -> None:
+    """Raise UnknownNameError for a bare word given as weights to a family that has no registered weights."""
+    if _looks_like_tag(weights):
+        have = sorted({e.model for e in list_pretrained()})
+        raise UnknownNameError(f"{type(model).__name__} has no pretrained weights {weights!r} (give a weights file, or "
+                               f"use one of {', '.join(have)}; `cnnkit weights list` shows them)")
