@@ -82,7 +82,10 @@ def plot_curves(history: list[dict[str, Any]], title: str = "", *, metric: str =
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_lines():
+            ax.legend()
+        else:  # e.g. a task without a training statistic, run without validation data
+            ax.text(0.5, 0.5, f"no {label} recorded", ha="center", va="center", transform=ax.transAxes)
     val_key = f"val_{metric}"
     if history and all(isinstance(row.get(val_key), (int, float)) for row in history):
         best = (max if mode == "max" else min)(history, key=lambda r: r[val_key])
