@@ -408,14 +408,16 @@ def _evaluate(gt: dict, dt: dict, n_img: int, n_cat: int, max_dets: tuple, iou_f
     precision = -np.ones((T, R, K, A, M))
     recall = -np.ones((T, K, A, M))
     valid = present[:, None] & (npig > 0)  # (K, A)
-    for a in range(A):
-        matched_all = d_mid[a][:, order] != 0
-        ign_all = d_ign[a][:, order]
-        for m, max_det in enumerate(max_dets):
-            keep = rank_sorted < max_det
-            c = cats_sorted[keep]
-            tps = matched_all[:, keep] & ~ign_all[:, keep]
-            fps = ~matched_all[:, keep] & ~ign_all[:, keep]
+    matched = (d_mid != 0)[:, :, order]  # (A, T, D) in accumulation order
+    counted = ~d_ign[:, :, order]
+    tps_all, fps_all = matched & counted, ~matched & counted
+    for m, max_det in enumerate(max_dets):
+        keep = rank_sorted < max_det
+        every = bool(keep.all())
+        c = cats_sorted if every else cats_sorted[keep]
+        for a in range(A):
+            tps = tps_all[a] if every else tps_all[a][:, keep]
+            fps = fps_all[a] if every else fps_all[a][:, keep]
             _accumulate(c, tps, fps, npig[:, a], valid[:, a], precision[:, :, :, a, m], recall[:, :, a, m])
     return precision, recall
 
@@ -466,6 +468,7 @@ def _match_groups(gs, ge, ds, de, g_box, d_box, g_crowd, g_ign, g_ids, d_mid, d_
     out_id = np.zeros((n, A, T, dc), dtype=np.int64)
     out_ig = np.zeros((n, A, T, dc), dtype=bool)
     flip = slice(None, None, -1)
+    assert matched.flags.c_contiguous  # matched[:k].reshape(-1) below must be a view
     for j in range(dc):
         k = int((nc > j).sum())  # nc is decreasing: the first k groups have more than j candidates
         iou_j = cious[:k, j, None, None, :]  # (k, 1, 1, gm)
@@ -475,16 +478,14 @@ def _match_groups(gs, ge, ds, de, g_box, d_box, g_crowd, g_ign, g_ids, d_mid, d_
         v_ig = np.where(ok & ign[:k], iou_j, -np.inf)
         m_non = gm - 1 - np.argmax(v_non[..., flip], axis=-1)
         m_ig = gm - 1 - np.argmax(v_ig[..., flip], axis=-1)
-        has_non = np.take_along_axis(v_non, m_non[..., None], -1)[..., 0] > -np.inf
-        has_ig = np.take_along_axis(v_ig, m_ig[..., None], -1)[..., 0] > -np.inf
+        base = np.arange(k * A * T).reshape(k, A, T) * gm
+        has_non = v_non.reshape(-1)[base + m_non] > -np.inf
+        has_ig = v_ig.reshape(-1)[base + m_ig] > -np.inf
         m = np.where(has_non, m_non, m_ig)
         has = has_non | has_ig
-        out_id[:k, :, :, j] = np.where(has, np.take_along_axis(
-            np.broadcast_to(ids[:k, None, None, :], (k, A, T, gm)), m[..., None], -1)[..., 0], 0)
+        out_id[:k, :, :, j] = np.where(has, ids[np.arange(k)[:, None, None], m], 0)
         out_ig[:k, :, :, j] = has & ~has_non
-        view = matched[:k]
-        cur = np.take_along_axis(view, m[..., None], -1)
-        np.put_along_axis(view, m[..., None], cur | has[..., None], -1)
+        matched[:k].reshape(-1)[(base + m)[has]] = True
     live = np.arange(dc)[None, :] < nc[:, None]  # (n, dc)
     rows, cols = np.nonzero(live)
     dets = cdet[rows, cols]
@@ -512,6 +513,10 @@ def _accumulate(c, tps, fps, npig, valid, precision, recall) -> None:
     ks = np.flatnonzero(valid)
     if not len(ks):
         return
+    if n == 0:  # ground truth but no detection: recall and precision 0
+        recall[:, ks] = 0
+        precision[:, :, ks] = 0
+        return
     # monotone envelope: the best precision at this recall or higher (pycocotools' backward loop), per category
     env = np.empty_like(pr)
     for k in ks:
@@ -523,18 +528,23 @@ def _accumulate(c, tps, fps, npig, valid, precision, recall) -> None:
     last = seg_end[ks[nonempty]] - 1
     rec[:, nonempty] = tp[:, last] / npig[ks[nonempty]].astype(float)
     recall[:, ks] = rec
-    # first detection whose recall reaches each recall point, i.e. searchsorted(rc, recThrs, 'left'), found on
-    # the integer true-positive counts (one searchsorted for all thresholds and categories) so rounding cannot
-    # move it
+    # First detection whose recall reaches each recall point (pycocotools: searchsorted(rc, recThrs, 'left')).
+    # Recall only grows at true positives, so that is the need-th true positive of the category (need = the
+    # fewest true positives whose recall reaches the point), found in integers so rounding cannot move it.
     need = np.stack([_needed_counts(int(npig[k])) for k in ks])  # (nk, R)
-    big = n + 1
-    lane = np.arange(T)[:, None] * K
-    key = (tp_i + (lane + c[None, :]) * big).ravel()
-    query = need[None, :, :] + ((lane + ks[None, :]) * big)[:, :, None]  # (T, nk, R)
-    idx = np.searchsorted(key, query.ravel(), side="left").reshape(query.shape) - (np.arange(T) * n)[:, None, None]
-    ok = idx < seg_end[ks][None, :, None]
-    rows = np.broadcast_to(np.arange(T)[:, None, None], idx.shape)
-    vals = np.where(ok, env[rows, np.where(ok, idx, 0)] if n else 0.0, 0.0)
+    t_idx, pos = np.nonzero(tps)  # true positives, by threshold then position
+    count = tp_i[:, np.maximum(seg_end - 1, 0)] * (seg_end > seg_start)  # (T, K) true positives per category
+    offset = (np.cumsum(count.ravel()) - count.ravel()).reshape(T, K)  # where (t, k)'s run starts in `pos`
+    nt = count[:, ks][:, :, None]  # (T, nk, 1)
+    first = seg_start[ks][None, :, None]
+    if len(pos):
+        at = pos[np.clip(offset[:, ks][:, :, None] + need[None] - 1, 0, len(pos) - 1)]
+    else:
+        at = np.zeros((T, len(ks), need.shape[1]), dtype=np.int64)
+    reach = np.where(need[None] == 0, first, at)  # (T, nk, R)
+    ok = (need[None] <= nt) & (seg_end[ks] > seg_start[ks])[None, :, None]
+    rows = np.broadcast_to(np.arange(T)[:, None, None], reach.shape)
+    vals = np.where(ok, env[rows, np.where(ok, reach, 0)], 0.0)
     precision[:, :, ks] = vals.transpose(0, 2, 1)
 
 
