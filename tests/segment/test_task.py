@@ -194,3 +194,19 @@ def test_predict_reports_a_missing_image(tmp_path, run_cli):
 def test_errors_are_cnnkit_errors():
     with pytest.raises(CnnkitError):
         get_task("segmentation").load_data("/no/such/folder")
+
+
+def test_valid_padding_unet_trains_on_the_centre_of_the_labels():
+    """The paper's valid U-Net predicts the inner part of its input; the task scores it on that part."""
+    from cnnkit.models import create_model
+    from cnnkit.segment.task import fit_targets
+    from cnnkit.train import TrainConfig, fit
+
+    task = get_task("segmentation")
+    data = task.load_data("scenes", image_size=72, augment="none", scene_counts={"train": 8, "val": 4, "test": 0})
+    model = create_model("unet", in_chans=3, num_classes=6, base_width=4, depth=2)
+    assert model.size_rule.margin == 20
+    result = fit(model, data["train"], data["val"], TrainConfig(epochs=1, batch_size=4), progress=False, task=task)
+    assert 0 <= result.history[-1]["val_miou"] <= 1
+    y = torch.arange(100).reshape(1, 10, 10)
+    assert fit_targets(torch.zeros(1, 2, 4, 6), y).tolist() == y[:, 3:7, 2:8].tolist()

@@ -180,10 +180,11 @@ class SegmentationTask(Task):
             self.loss_fn.label_smoothing = smoothing
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        return self.loss_fn(outputs, targets)
+        return self.loss_fn(outputs, fit_targets(outputs, targets))
 
     def train_stats(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
         """{"pixel_acc": sum over the batch of each image's pixel accuracy}."""
+        targets = fit_targets(outputs, targets)
         valid = targets != IGNORE_INDEX
         correct = ((outputs.detach().argmax(1) == targets) & valid).flatten(1).sum(1)
         return {"pixel_acc": float((correct / valid.flatten(1).sum(1).clamp(min=1)).sum())}
@@ -279,6 +280,19 @@ class SegmentationTask(Task):
                         palette=label_palette(len(meta.get("classes") or []) or int(labels.max()) + 1))
 
 
+def fit_targets(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The targets' centre cropped to the outputs' size: a "valid"-padding U-Net (the paper's) predicts only the
+    inner part of its input, the label map of that part is what it is scored on."""
+    if outputs.shape[-2:] == targets.shape[-2:]:
+        return targets
+    from cnnkit.models.unet import center_crop
+
+    if outputs.shape[-2] > targets.shape[-2] or outputs.shape[-1] > targets.shape[-1]:
+        raise InputError(f"the model's output {tuple(outputs.shape[-2:])} is larger than the label map "
+                         f"{tuple(targets.shape[-2:])}")
+    return center_crop(targets, outputs.shape[-2:])
+
+
 def _fmt(x: float | None) -> str:
     return "     -" if x is None else f"{x:6.4f}"
 
@@ -297,7 +311,11 @@ def _rgb(image: np.ndarray, chans: int) -> np.ndarray:
 
 
 class _Meter(SegmentationMeter):
-    """SegmentationMeter whose all_reduce goes through cnnkit's distributed helper (gloo and NCCL alike)."""
+    """SegmentationMeter whose all_reduce goes through cnnkit's distributed helper (gloo and NCCL alike), and
+    which scores a "valid" network on the centre of the label map its output covers."""
+
+    def update(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+        super().update(outputs, fit_targets(outputs, targets))
 
     def all_reduce(self) -> None:
         from cnnkit.train.distributed import all_reduce_sum
