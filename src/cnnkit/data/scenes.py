@@ -98,8 +98,12 @@ class SceneConfig:
             raise InputError(f"scale must be (low, high) with 0.02 <= low <= high <= 0.45, got {self.scale}")
         if not 0.0 <= self.max_occlusion < 1.0:
             raise InputError(f"max_occlusion must be in [0, 1), got {self.max_occlusion}")
-        if self.seed < 0:
-            raise InputError(f"seed must be >= 0, got {self.seed}")
+        if not 0.0 <= self.rotation <= 1.0:
+            raise InputError(f"rotation must be in [0, 1] (a share of half the symmetry angle), got {self.rotation}")
+        if not 0.0 <= self.noise <= 0.5:
+            raise InputError(f"noise must be in [0, 0.5], got {self.noise}")
+        if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise InputError(f"seed must be a whole number >= 0, got {self.seed!r}")
 
     @property
     def num_classes(self) -> int:
