@@ -71,3 +71,60 @@ def pycocotools_eval(gt: dict, results: list, iou_type: str = "bbox"):
         ev.accumulate()
         ev.summarize()
     return ev, out.getvalue()
+
+
+def random_coco_segm(seed: int, n_images: int = 30, with_bbox: bool = False):
+    """Ground truth as polygons (crowds as uncompressed RLE) and results as compressed RLE masks."""
+    from pycocotools import mask as mask_utils
+
+    rng = np.random.default_rng(seed)
+    h, w = 60, 80
+    images = [{"id": i + 1, "width": w, "height": h} for i in range(n_images)]
+    cats = [{"id": c, "name": f"c{c}"} for c in (1, 2, 3)]
+    anns, results = [], []
+
+    def ellipse(cx, cy, rx, ry):
+        yy, xx = np.mgrid[:h, :w]
+        return (((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1).astype(np.uint8)
+
+    for im in images:
+        objs = []
+        for _ in range(int(rng.integers(0, 5))):
+            x0, y0 = float(rng.uniform(0, w - 10)), float(rng.uniform(0, h - 10))
+            x1, y1 = x0 + float(rng.uniform(3, 30)), y0 + float(rng.uniform(3, 25))
+            c = int(rng.integers(1, 3))  # category 3 never has ground truth
+            crowd = int(rng.random() < 0.15)
+            if crowd:
+                m = np.zeros((h, w), dtype=np.uint8)
+                m[int(y0):int(y1), int(x0):int(x1)] = 1
+                rle = mask_utils.encode(np.asfortranarray(m))
+                counts, run, val, flat = [], 0, 0, m.flatten(order="F")  # uncompressed RLE, as COCO crowds are
+                for v in flat:
+                    if v != val:
+                        counts.append(run)
+                        run, val = 0, v
+                    run += 1
+                counts.append(run)
+                seg = {"size": [h, w], "counts": counts}
+                area = float(mask_utils.area(rle))
+            else:
+                seg = [[x0, y0, x1, y0, x1, y1, x0, y1]]
+                area = (x1 - x0) * (y1 - y0)
+            anns.append({"id": len(anns) + 1, "image_id": im["id"], "category_id": c, "segmentation": seg,
+                         "area": area, "bbox": [x0, y0, x1 - x0, y1 - y0], "iscrowd": crowd})
+            objs.append((x0, y0, x1, y1, c))
+        for _ in range(int(rng.integers(0, 8))):
+            if objs and rng.random() < 0.7:
+                x0, y0, x1, y1, c = objs[int(rng.integers(len(objs)))]
+                m = ellipse((x0 + x1) / 2 + rng.normal(0, 2), (y0 + y1) / 2 + rng.normal(0, 2),
+                            (x1 - x0) / 2 + 1, (y1 - y0) / 2 + 1)
+            else:
+                m = ellipse(rng.uniform(0, w), rng.uniform(0, h), rng.uniform(2, 20), rng.uniform(2, 20))
+                c = int(rng.integers(1, 4))
+            rle = mask_utils.encode(np.asfortranarray(m))
+            rle["counts"] = rle["counts"].decode("ascii")
+            det = {"image_id": im["id"], "category_id": c, "segmentation": rle, "score": float(rng.random())}
+            if with_bbox:
+                det["bbox"] = [float(v) for v in mask_utils.toBbox(rle)]
+            results.append(det)
+    return {"images": images, "annotations": anns, "categories": cats}, results

@@ -100,3 +100,15 @@ def test_no_detections_and_unknown_ids():
         evaluate_coco(gt, [{"image_id": results[0]["image_id"], "bbox": [1, 2, 3, 4], "score": 1}])
     with pytest.raises(InputError, match="images"):
         evaluate_coco({"annotations": []}, results)
+
+
+@pytest.mark.parametrize("with_bbox", [False, True])
+def test_segm_equals_pycocotools(with_bbox):
+    from cocodata import random_coco_segm
+
+    gt, results = random_coco_segm(4, n_images=40, with_bbox=with_bbox)
+    assert any(a["iscrowd"] for a in gt["annotations"])
+    ours = evaluate_coco(copy.deepcopy(gt), copy.deepcopy(results), iou_type="segm")
+    ref, _ = pycocotools_eval(gt, results, "segm")
+    np.testing.assert_allclose(ours.stats, ref.stats, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(ours.precision, ref.eval["precision"], atol=1e-6, rtol=0)

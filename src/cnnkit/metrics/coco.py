@@ -244,7 +244,10 @@ def _segm_inputs(gt: dict, g_anns: list[dict], results: list[dict]):
             else:
                 g_rle.append(seg)
         d_rle = [r["segmentation"] for r in results]
-        d_area = np.array([float(mask_utils.area(s)) for s in d_rle], dtype=np.float64)
+        if results and results[0].get("bbox"):  # pycocotools' loadRes then takes the box area, even for segm
+            d_area = np.array([float(r["bbox"][2]) * float(r["bbox"][3]) for r in results], dtype=np.float64)
+        else:
+            d_area = np.array([float(mask_utils.area(s)) for s in d_rle], dtype=np.float64)
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"segm evaluation needs image height/width and RLE or polygon segmentations: {e!r}") from None
     return g_rle, d_rle, d_area
