@@ -273,6 +273,20 @@ def test_a_nan_loss_stops_a_box_run(tmp_path):
             progress=False)
 
 
+def test_progress_shows_the_tasks_main_statistic(capsys, monkeypatch):
+    import tqdm.auto
+
+    shown = []
+    real = tqdm.auto.tqdm.set_postfix
+    monkeypatch.setattr(tqdm.auto.tqdm, "set_postfix",
+                        lambda self, ordered_dict=None, refresh=True, **kw: shown.append(dict(ordered_dict or kw))
+                        or real(self, ordered_dict, refresh, **kw))
+    fit(_model(), Squares(40), Squares(8), _cfg(epochs=1, checkpoint_every=None), progress=True)
+    assert shown and all(set(p) == {"loss", "iou"} for p in shown)  # the bar: loss and the task's main statistic
+    out = capsys.readouterr().out
+    assert "train loss " in out and " iou " in out and "| val loss " in out and " miou " in out  # the epoch line
+
+
 # -- kill -9 and resume, in real processes ---------------------------------------------------------------------
 
 class SlowSteps(Callback):
