@@ -175,3 +175,18 @@ def test_empty_scenes_are_valid():
     parts = load_scenes(train=6, val=0, test=0, size=64, min_objects=0, max_objects=0)
     img, t = parts["train"][0]
     assert t["boxes"].shape == (0, 4) and t["labels"].shape == (0,) and t["masks"].shape == (0, 64, 64)
+
+
+def test_boxes_and_size_matches_raw(tmp_path):
+    from cnnkit.data.detection_files import load_detection
+    from cnnkit.data.scene_export import export_scenes
+
+    ds = load_scenes(train=5, val=0, test=0, size=48)["train"]
+    export_scenes(tmp_path, "voc", counts={"train": 5}, config=SceneConfig(size=48), progress=False)
+    files = load_detection(tmp_path, val_fraction=0, test_fraction=0)["train"]
+    for d in (ds, files):
+        for i in range(len(d)):
+            boxes, labels, size = d.boxes_and_size(i)
+            raw = d.raw(i)
+            assert np.array_equal(boxes, raw.boxes) and np.array_equal(labels, raw.labels)
+            assert size == raw.image.shape[:2]

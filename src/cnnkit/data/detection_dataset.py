@@ -107,6 +107,15 @@ class DetectionDataset(Dataset):
         """Item i as the source gives it (uint8 image, numpy targets), before transform and letterbox."""
         return self.source.get(i)
 
+    def boxes_and_size(self, i: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+        """(boxes float32 (N, 4), labels int64 (N,), (H, W)) of item i as the source has them, without decoding
+        the image when the source can tell (annotation files, scenes): for anchor statistics over a data set."""
+        fn = getattr(self.source, "boxes_and_size", None)
+        if fn is not None:
+            return fn(i)
+        item = self.source.get(i)
+        return item.boxes, item.labels, tuple(item.image.shape[:2])
+
     def __getitem__(self, i: int):
         item = self.source.get(i)
         image = torch.from_numpy(np.require(item.image, requirements=["C", "W"])).permute(2, 0, 1).float().div_(255.0)

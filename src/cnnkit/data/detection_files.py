@@ -63,6 +63,10 @@ class AnnotationSource:
         f = Path(self.ann.images[self.indices[i]].file)
         return f if f.is_absolute() else self.ann.image_root / f
 
+    def boxes_and_size(self, i: int):
+        img = self.ann.images[self.indices[i]]
+        return img.boxes, img.labels, (img.height, img.width)
+
     def get(self, i: int) -> DetectionItem:
         img = self.ann.images[self.indices[i]]
         path = self.path(i)

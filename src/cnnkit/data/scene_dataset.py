@@ -60,6 +60,9 @@ class SceneSource:
     def __len__(self) -> int:
         return len(self.indices)
 
+    def boxes_and_size(self, i: int):
+        return self.boxes[i], self.labels[i], (self.config.size, self.config.size)
+
     def get(self, i: int) -> DetectionItem:
         labels = self.labels[i]
         inst = self.instance_maps[i]
