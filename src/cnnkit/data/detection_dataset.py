@@ -171,5 +171,9 @@ class DetectionDataset(Dataset):
 
 def detection_collate(samples: list) -> tuple[torch.Tensor, list[dict]]:
     """Stack same-size images (B, C, H, W) and keep the targets as a list of dicts (for a DataLoader)."""
+    shapes = {tuple(im.shape) for im, _ in samples}
+    if len(shapes) > 1:
+        raise InputError(f"images of a batch differ in size ({', '.join(map(str, sorted(shapes)[:3]))}); letterbox "
+                         "them to one size (DetectionDataset(size=...), load_detection(letterbox=...))")
     images = torch.stack([im for im, _ in samples])
     return images, [t for _, t in samples]
