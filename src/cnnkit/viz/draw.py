@@ -143,7 +143,11 @@ def annotation_grid(ds, n: int = 8, *, cols: int = 4, indices=None, title: str |
     for ax, i in zip(axes.ravel(), idx, strict=False):
         item = ds.raw(i)
         ax.imshow(draw_annotations(item.image, item_target(item), ds.classes, min_side=256))
-        ax.set_title(f"#{item.image_id}: {len(item.labels)} object(s)", fontsize=8)
+        if item.masks is None and item.semantic is not None and not len(item.labels):  # a class map, no objects
+            present = [ds.classes[k - 1] for k in np.unique(item.semantic) if 0 < k <= len(ds.classes)]
+            ax.set_title(f"#{item.image_id}: {', '.join(present) or 'background'}", fontsize=8)
+        else:
+            ax.set_title(f"#{item.image_id}: {len(item.labels)} object(s)", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout(pad=0.3)
