@@ -3,6 +3,7 @@ classes with probabilities; a detector: boxes ...), printed, as JSON, and drawn 
 
     cnnkit predict runs/lenet/best.safetensors seven.png --topk 3
     cnnkit predict runs/det/best.safetensors street.jpg --out predictions/
+    cnnkit predict --model efficientnet_lite0 --weights imagenet photo.jpg --topk 5   # weights a package ships
 """
 
 from __future__ import annotations
@@ -32,8 +33,13 @@ def register(subparsers) -> None:
                     "exactly as the training images were. With --out, each image's result is also drawn "
                     "(OUT/NAME.png) and written as JSON (OUT/NAME.json).",
     )
-    p.add_argument("checkpoint", help="cnnkit model file (.safetensors) written by `cnnkit train`")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("checkpoint", help="cnnkit model file (.safetensors) written by `cnnkit train` (with --model: "
+                                      "the first image)")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="image files")
+    p.add_argument("--model", default=None, help="a model with registered pretrained weights instead of a checkpoint, "
+                                                 "e.g. efficientnet_lite0 (`cnnkit weights list`)")
+    p.add_argument("--weights", default=None, help="with --model: which registered weights, e.g. imagenet "
+                                                   "(default: the model's only ones)")
     p.add_argument("--topk", type=positive_int, default=5, help="classes to show per image (default 5)")
     p.add_argument("--conf", type=float, default=None, help="score threshold of detections (detection tasks)")
     p.add_argument("--iou", type=float, default=None, help="NMS IoU threshold (detection tasks)")
@@ -55,11 +61,23 @@ def run(args) -> int:
     from cnnkit.checkpoint import load_model_file
     from cnnkit.tasks import get_task
 
-    model, meta = load_model_file(args.checkpoint)
-    task = get_task(meta["task"])
-    opts = {"topk": args.topk, **{k: v for k, v in (("conf", args.conf), ("iou", args.iou)) if v is not None},
-            **dict(args.options)}
-    predictions = task.predict_files(model, args.images, meta, **opts)
+    if args.model is not None:  # pretrained weights a package ships (cnnkit.models.pretrained), no checkpoint
+        from cnnkit.models.pretrained import classify_images
+
+        args.images = [args.checkpoint, *args.images]
+        meta, predictions = classify_images(args.model, args.weights, args.images, topk=args.topk)
+        task = get_task(meta["task"])
+    else:
+        if not args.images:
+            from cnnkit.errors import InputError
+
+            raise InputError("give a checkpoint and at least one image (or --model NAME and images)")
+        model, meta = load_model_file(args.checkpoint)
+        task = get_task(meta["task"])
+        task.bind(model)
+        opts = {"topk": args.topk, **{k: v for k, v in (("conf", args.conf), ("iou", args.iou)) if v is not None},
+                **dict(args.options)}
+        predictions = task.predict_files(model, args.images, meta, **opts)
     results = [{"image": path, **r} for path, r in zip(args.images, predictions, strict=True)]
     if args.out is not None:
         _write(args.out, results, task, meta)

@@ -1,5 +1,5 @@
 """`cnnkit weights inspect FILE` and `cnnkit weights check MODEL FILE`: what a weights file holds, and
-whether it loads into a model."""
+whether it loads into a model; `cnnkit weights list`: the pretrained weights that installed packages ship."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ def register(subparsers) -> None:
     chk.add_argument("--num-classes", type=int, default=None, help="build the model with this many classes")
     chk.add_argument("--strict", action="store_true", help="fail unless every tensor matches")
     chk.set_defaults(func=run_check)
+
+    lst = sub.add_parser("list", help="pretrained weights that packages ship: model, package, installed, licence")
+    lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    lst.set_defaults(func=run_list)
 
 
 def run_inspect(args) -> int:
@@ -97,3 +101,28 @@ def run_check(args) -> int:
         raise InputError(f"--strict: {len(report.skipped_classifier)} classifier tensor(s) of {args.file} do not fit "
                          f"{args.model} (another number of classes); pass --num-classes to match, or drop --strict")
     return 0 if report.ok else 1
+
+
+def run_list(args) -> int:
+    from cnnkit.models.pretrained import list_pretrained
+
+    rows = [{"name": e.tag, "model": e.model, "package": f"{e.distribution}=={e.version}",
+             "installed": e.is_installed(), "licence": e.licence, "source": e.source, "install": e.install_command,
+             "file": e.path, "sha256": e.sha256} for e in list_pretrained()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    cols = [("model", "model"), ("weights", "name"), ("package", "package"), ("installed", "installed"),
+            ("licence", "licence")]
+    cells = [[("yes" if r[k] else "no") if k == "installed" else str(r[k]) for _, k in cols] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, (h, _) in enumerate(cols)]
+    print("  ".join(h.ljust(w) for (h, _), w in zip(cols, widths, strict=True)).rstrip())
+    for c in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip())
+    print()
+    for r in rows:
+        print(f"{r['model']}.{r['name']}: {r['source']}")
+    missing = [r["install"] for r in rows if not r["installed"]]
+    if missing:
+        print("\nnot installed; to add them: " + "; ".join(dict.fromkeys(missing)))
+    return 0

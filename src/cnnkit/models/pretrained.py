@@ -74,7 +74,7 @@ class Preprocess:
         if img.ndim != 3 or img.shape[2] not in (3, 4):
             raise InputError(f"expected an RGB image (H, W, 3), got shape {img.shape}")
         img = img[..., :3]
-        x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None]  # (1, 3, H, W)
+        x = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None]  # (1, 3, H, W), a copy: inputs may be read-only
         x = x.float() / 255.0 if img.dtype == np.uint8 else x.float()
         x = self._resize(x)
         if self.colour == "BGR":
@@ -357,3 +357,53 @@ def refuse_unknown_tag(model: nn.Module, weights: object) -> None:
         have = sorted({e.model for e in list_pretrained()})
         raise UnknownNameError(f"{type(model).__name__} has no pretrained weights {weights!r} (give a weights file, or "
                                f"use one of {', '.join(have)}; `cnnkit weights list` shows them)")
+
+
+# ------------------------------------------------------------------------------------------- classifying
+
+
+def default_tag(model_name: str) -> str:
+    """The only registered tag of `model_name`; raises when it has none or several (the user must choose)."""
+    tags = [e.tag for e in list_pretrained(model_name)]
+    if len(tags) != 1:
+        known = f"choose one of {', '.join(tags)}" if tags else "it has none; `cnnkit weights list` shows which do"
+        raise InputError(f"say which pretrained weights of {model_name} to use with --weights ({known})")
+    return tags[0]
+
+
+def classify_images(model_name: str, tag: str | None, images: list, *, topk: int = 5) -> tuple[dict, list[dict]]:
+    """Top-k classes of images under a registered pretrained classifier, preprocessed as its entry says.
+
+    Args:
+        model_name: a model with registered classifier weights, e.g. "efficientnet_lite0".
+        tag: its weights ("imagenet"); None picks the only ones it has.
+        images: image file paths or RGB arrays (H, W, 3).
+        topk: classes per image.
+
+    Returns:
+        (meta, results): meta {"task": "classification", "classes": [...], "model", "weights"}; one result per
+        image, {"predictions": [{"class", "probability"}, ...]} best first (the classification task's format).
+
+    Raises:
+        InputError: the weights are not those of a classifier (MTCNN, dlib, HED).
+        MissingFileError, FileFormatError: see `resolve_file`; an unreadable image.
+    """
+    from cnnkit.io import read_image
+    from cnnkit.models.registry import create_model
+
+    entry = get_pretrained(model_name, tag or default_tag(model_name))
+    classes = entry.classes()
+    if not classes:
+        raise InputError(f"the weights {entry.name} are not an image classifier ({entry.notes}); "
+                         "`cnnkit weights list` shows the classifiers")
+    model = create_model(model_name, weights=entry.tag).eval()
+    x = torch.cat([entry.preprocess.to_tensor(read_image(p) if isinstance(p, (str, os.PathLike)) else p)
+                   for p in images])  # (N, 3, H, W)
+    with torch.no_grad():
+        probs = torch.softmax(model(x).float(), dim=1)
+    top = probs.topk(min(topk, probs.shape[1]), dim=1)
+    results = [{"predictions": [{"class": classes[i], "probability": round(v, 6)}
+                                for v, i in zip(values, indices, strict=True)]}
+               for values, indices in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
+    meta = {"task": "classification", "classes": classes, "model": model_name, "weights": entry.tag}
+    return meta, results

@@ -61,7 +61,7 @@ register_pretrained(PretrainedWeights(
     path="models/dlib_face_recognition_resnet_model_v1.dat",
     sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
     size=22_466_066,
-    licence="CC0-1.0 (the model files; the package metadata says MIT)",
+    licence="CC0-1.0",  # the wheel's licence file for the models; its metadata says MIT for the package
     source="face-recognition-models 0.3.0 (PyPI, github.com/ageitgey/face_recognition_models); dlib's "
            "dlib_face_recognition_resnet_model_v1 by Davis King, 99.38% on LFW",
     reader="cnnkit.models.dlib_resnet:read_dlib_face_resnet",
