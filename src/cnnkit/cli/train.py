@@ -77,7 +77,9 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="STEPS",
                    help="also checkpoint every STEPS optimizer steps, so a killed run resumes mid-epoch")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
-    p.add_argument("--weights", default=None, metavar="FILE", help="start from these weights (transfer learning)")
+    p.add_argument("--weights", default=None, metavar="FILE",
+                   help="start from these weights (transfer learning): a file, or a registered name such as imagenet "
+                        "(`cnnkit weights list`)")
     freeze = p.add_mutually_exclusive_group()
     freeze.add_argument("--freeze", choices=["backbone"], default=None, help="train only the new head")
     freeze.add_argument("--finetune-last", type=positive_int, default=None, metavar="N",
@@ -132,11 +134,15 @@ def run(args) -> int:
     num_classes = len(classes) if classes is not None else None
     model_kwargs = _accepted(args.model, {"num_classes": num_classes, "in_chans": in_chans})
     torch.manual_seed(args.seed)  # the initial weights follow the seed too
-    model = create_model(args.model, **model_kwargs)
-    if args.weights or args.freeze or args.finetune_last:
+    from cnnkit.models.pretrained import is_pretrained_tag
+
+    registered = is_pretrained_tag(args.model, args.weights)  # weights a package ships: loaded by the builder
+    model = create_model(args.model, **model_kwargs, **({"weights": args.weights} if registered else {}))
+    weights_file = None if registered else args.weights  # registered ones are loaded: transfer only freezes
+    if weights_file or args.freeze or args.finetune_last:
         from cnnkit.train.transfer import apply_transfer
 
-        apply_transfer(model, weights=args.weights, freeze=args.freeze, finetune_last=args.finetune_last,
+        apply_transfer(model, weights=weights_file, freeze=args.freeze, finetune_last=args.finetune_last,
                        num_classes=num_classes)
     meta = run_meta(args.model, model_kwargs, train_ds, source=args.data, split_seed=args.split_seed,
                     strict=args.strict, task=task.name)
