@@ -190,3 +190,24 @@ def test_boxes_and_size_matches_raw(tmp_path):
             raw = d.raw(i)
             assert np.array_equal(boxes, raw.boxes) and np.array_equal(labels, raw.labels)
             assert size == raw.image.shape[:2]
+
+
+@pytest.mark.parametrize("spec", ["flip,vflip", "crop", "resized_crop", "rotate=30,scale", "elastic", "color"])
+def test_augmented_targets_stay_consistent(spec):
+    """Under every augmentation the target keeps its layout: N boxes, N masks, N keypoint sets, boxes inside."""
+    from cnnkit.augment import build_transform
+
+    aug = build_transform(spec, image_size=64, seed=1)
+    ds = load_scenes(train=12, val=0, test=0, size=64, seed=4, transform=aug, letterbox=80, progress=False)["train"]
+    for i in range(len(ds)):
+        img, t = ds[i]
+        n = len(t["labels"])
+        assert img.shape == (3, 80, 80)
+        assert t["boxes"].shape == (n, 4) and t["masks"].shape == (n, 80, 80) and t["keypoints"].shape == (n, 4, 2)
+        b = t["boxes"]
+        assert torch.all(b[:, 2:] - b[:, :2] >= 1) and torch.all(b >= 0) and torch.all(b <= 80)
+        for k in range(n):  # a mask's pixels lie inside its box, up to the one-pixel rounding of nearest resampling
+            ys, xs = torch.nonzero(t["masks"][k], as_tuple=True)
+            if len(xs):
+                assert xs.min() >= b[k, 0] - 1.5 and xs.max() + 1 <= b[k, 2] + 1.5
+                assert ys.min() >= b[k, 1] - 1.5 and ys.max() + 1 <= b[k, 3] + 1.5
