@@ -87,15 +87,15 @@ def image_variation(identity: int, index: int, seed: int = FACES_SEED) -> dict[s
     r = np.random.default_rng([seed, int(identity), 1, int(index)])
     u = r.uniform
     v = {
-        "roll": u(-0.35, 0.35), "yaw": u(-0.35, 0.35), "scale": u(0.26, 0.38),
+        "roll": u(-0.25, 0.25), "yaw": u(-0.3, 0.3), "scale": u(0.30, 0.38),
         "cx": u(0.38, 0.62), "cy": u(0.40, 0.60),
         "bright": u(0.65, 1.25), "cast": r.uniform(-0.12, 0.12, 3), "shade": u(0.0, 0.45),
         "shade_dir": u(0, 2 * np.pi), "gamma": u(0.8, 1.25),
         "smile": u(-0.06, 0.12), "open": u(0.0, 1.0) * (r.random() < 0.35), "eye_open": u(0.35, 1.0),
         "brow_raise": u(-0.04, 0.06),
-        "occ": np.float32(r.random() < 0.3), "occ_x": u(-0.9, 0.9), "occ_y": u(-0.9, 0.9),
-        "occ_w": u(0.2, 0.6), "occ_h": u(0.15, 0.5), "occ_c": r.uniform(0, 1, 3),
-        "noise": u(0.0, 0.06), "noise_seed": r.integers(0, 2**31),
+        "occ": np.float32(r.random() < 0.2), "occ_x": u(-0.9, 0.9), "occ_y": u(-0.9, 0.9),
+        "occ_w": u(0.15, 0.45), "occ_h": u(0.1, 0.4), "occ_c": r.uniform(0, 1, 3),
+        "noise": u(0.0, 0.04), "noise_seed": r.integers(0, 2**31),
         "bg": r.uniform(0, 1, 3), "bg2": r.uniform(0, 1, 3), "bg_dir": u(0, 2 * np.pi),
         "clutter": r.uniform(0, 1, (3, 7)),  # up to 3 blobs: x, y, rx, ry, r, g, b
         "n_clutter": np.float32(r.integers(0, 4)),

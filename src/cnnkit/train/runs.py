@@ -62,7 +62,9 @@ def run_meta(model_name: str, model_kwargs: dict[str, Any], train_ds, *, source:
     """
     image = train_ds[0][0] if len(train_ds) else None
     image_size = getattr(train_ds, "image_size", None)
-    if image is not None and hasattr(image, "shape"):
+    if getattr(train_ds, "input_size", None) is not None:  # a data set whose items are not single images
+        size = list(train_ds.input_size)
+    elif image is not None and hasattr(image, "shape"):
         size = list(image.shape)
     else:
         size = [getattr(train_ds, "in_chans", 3), image_size, image_size]
