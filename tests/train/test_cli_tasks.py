@@ -1,5 +1,5 @@
 """`cnnkit train / evaluate / predict / export` serve a task that is not classification: the toy box task of
-test_task_loop.py, given the CLI hooks (load_data, predict, render, describe) and a registered model here."""
+toy_box.py, given the CLI hooks (load_data, predict, render, describe) and a registered model here."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_task_loop import SIZE, BoxNet, Squares, ToyBoxTask, box_iou_pairs
+from toy_box import SIZE, BoxNet, Squares, ToyBoxTask, box_iou_pairs
 
 from cnnkit.models import list_models, register_model
 from cnnkit.tasks import register_task
@@ -17,6 +17,12 @@ from cnnkit.tasks import register_task
 @register_task
 class CliBoxTask(ToyBoxTask):
     name = "test_cli_box"
+    train_defaults = {"epochs": 2, "batch_size": 8}  # for flags the user does not give
+
+    def model_kwargs(self, train_data, *, verbose=True):
+        if verbose:
+            print(f"toy: {len(train_data)} training images")
+        return {"width": 6, "not_a_builder_argument": 1}
 
     def load_data(self, source, **opts):
         if source != "squares":
@@ -48,9 +54,11 @@ class CliBoxNet(BoxNet):
 
 if "toy_cli_boxnet" not in list_models():
     @register_model
-    def toy_cli_boxnet(*, in_chans: int = 1) -> CliBoxNet:
+    def toy_cli_boxnet(*, in_chans: int = 1, width: int = 8) -> CliBoxNet:
         assert in_chans == 1
-        return CliBoxNet()
+        model = CliBoxNet()
+        model.width = width
+        return model
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +80,7 @@ def test_train_runs_the_models_task(box_run):
     assert 0.0 <= metrics["test"]["miou"] <= 1.0 and metrics["test_weights"] == "best"
     meta = read_model_meta(box_run / "best.safetensors")
     assert meta["task"] == "test_cli_box" and meta["model"] == "toy_cli_boxnet"
+    assert meta["model_kwargs"] == {"in_chans": 1, "width": 6}  # the task's model_kwargs, those the builder takes
     assert meta["input_size"] == [1, SIZE, SIZE] and "classes" not in meta
     header = (box_run / "log.csv").read_text().splitlines()[0]
     assert header == "epoch,train_loss,train_iou,train_l1,val_loss,val_miou,lr,seconds"
@@ -124,3 +133,13 @@ def test_export_stays_generic(run_cli, box_run, tmp_path):
     code, out, err = run_cli("export", box_run / "best.safetensors", "-o", tmp_path / "box.onnx")
     assert code == 0, err
     assert (tmp_path / "box.onnx").is_file() and "matches PyTorch" in out
+
+
+def test_flags_not_given_take_the_tasks_defaults(run_cli, tmp_path):
+    code, out, err = run_cli("train", "--model", "toy_cli_boxnet", "--data", "squares", "--out", tmp_path / "run",
+                             "--no-progress")
+    assert code == 0, err
+    assert "toy: 64 training images" in out
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["config"]["epochs"] == 2 and metrics["config"]["batch_size"] == 8
+    assert metrics["global_step"] == 2 * 8 and metrics["config"]["weight_decay"] == 5e-4  # cnnkit's own default

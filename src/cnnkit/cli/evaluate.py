@@ -59,6 +59,7 @@ def run(args) -> int:
 
     if len(args.checkpoints) == 1:
         model, _ = load_model_file(args.checkpoints[0])
+        task.bind(model)
         result = task.evaluate(model, data, batch_size=args.batch_size, tta=args.tta)
         result["checkpoint"] = args.checkpoints[0]
     else:

@@ -45,18 +45,20 @@ def register(subparsers) -> None:
     p.add_argument("--model", required=True, help="registered model name (`cnnkit models` lists them)")
     p.add_argument("--data", required=True, help="folder, CSV or built-in name (digits, shapes)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder for checkpoints and logs")
-    p.add_argument("--epochs", type=positive_int, default=10)
-    p.add_argument("--batch-size", type=positive_int, default=64, help="per process under torchrun (default 64)")
+    # flags in TRAIN_DEFAULTS default to None: the model's task may set its own defaults (Task.train_defaults)
+    p.add_argument("--epochs", type=positive_int, default=None, help="(default 10)")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="per process under torchrun (default 64)")
     p.add_argument("--lr", type=_positive_float, default=None,
                    help="peak learning rate (default: 1e-3 for adam/adamw, 0.05 for sgd)")
-    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="adamw")
-    p.add_argument("--schedule", choices=["none", "cosine", "step", "onecycle"], default="cosine")
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum / Adam beta1 (default 0.9)")
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--warmup-epochs", type=float, default=0.0)
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default=None, help="(default adamw)")
+    p.add_argument("--schedule", choices=["none", "cosine", "step", "onecycle"], default=None,
+                   help="(default cosine)")
+    p.add_argument("--momentum", type=float, default=None, help="SGD momentum / Adam beta1 (default 0.9)")
+    p.add_argument("--weight-decay", type=float, default=None, help="(default 5e-4)")
+    p.add_argument("--warmup-epochs", type=float, default=None, help="(default 0)")
     p.add_argument("--step-size", type=positive_int, default=10, help="'step' schedule period in epochs")
     p.add_argument("--gamma", type=float, default=0.1, help="'step' schedule factor")
-    p.add_argument("--grad-clip", type=_positive_float, default=None, metavar="MAX_NORM")
+    p.add_argument("--grad-clip", type=_positive_float, default=None, metavar="MAX_NORM", help="(default: none)")
     p.add_argument("--early-stopping", type=positive_int, default=None, metavar="PATIENCE",
                    help="stop after PATIENCE epochs without a better validation metric (accuracy for classifiers)")
     p.add_argument("--label-smoothing", type=_fraction, default=0.0, help="classification only")
@@ -112,6 +114,10 @@ def run(args) -> int:
     if args.workers < 0:
         raise InputError(f"--workers must be 0 or more, got {args.workers}")
     in_chans = args.in_chans or default_in_chans(args.model)
+    task = _task_of(args.model)
+    for key, general in TRAIN_DEFAULTS.items():  # flags not given: the task's default, else cnnkit's
+        if getattr(args, key) is None:
+            setattr(args, key, task.train_defaults.get(key, general))
     lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 1e-3)
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=lr, momentum=args.momentum,
@@ -120,7 +126,6 @@ def run(args) -> int:
         channels_last=args.channels_last, bf16=args.bf16, seed=args.seed, num_workers=args.workers,
         label_smoothing=args.label_smoothing, device=args.device, checkpoint_every=args.checkpoint_every,
     )
-    task = _task_of(args.model)
     main = int(os.environ.get("RANK", "0")) == 0  # torchrun's rank (the process group starts inside fit)
     with one_line_warnings("cnnkit train", show=main):  # other ranks would only repeat rank 0's warnings
         splits = task.load_data(args.data, image_size=args.image_size, in_chans=in_chans,
@@ -133,6 +138,8 @@ def run(args) -> int:
     classes = getattr(train_ds, "classes", None)
     num_classes = len(classes) if classes is not None else None
     model_kwargs = _accepted(args.model, {"num_classes": num_classes, "in_chans": in_chans})
+    # what the model needs from the data (YOLO: k-means anchors); other ranks find the same, without printing
+    model_kwargs.update(_accepted(args.model, task.model_kwargs(train_ds, verbose=main)))
     torch.manual_seed(args.seed)  # the initial weights follow the seed too
     from cnnkit.models.pretrained import is_pretrained_tag
 
@@ -179,6 +186,11 @@ def run(args) -> int:
         print(f"{line}; files in {out}")
     dist.cleanup()
     return 0
+
+
+# cnnkit's defaults of the flags a task may override (Task.train_defaults); lr None: by optimizer
+TRAIN_DEFAULTS = {"epochs": 10, "batch_size": 64, "lr": None, "optimizer": "adamw", "schedule": "cosine",
+                  "momentum": 0.9, "weight_decay": 5e-4, "warmup_epochs": 0.0, "grad_clip": None}
 
 
 def _task_of(model_name: str):

@@ -11,8 +11,10 @@ How to add a task (no edit anywhere else):
    `all_reduce()` summing its counters over the ranks). Override `collate` when targets are not default-
    collatable (detection: a list of target dicts); `targets_to` already moves tensors, dicts and lists of them.
 3. Optional: `train_stats` (per-batch sums the epoch reports as train_<key> = sum / samples, e.g. correct
-   predictions), `load_data` (what `cnnkit train/evaluate --data` loads), `predict`/`render`/`describe`
-   (`cnnkit predict`), `report` (`cnnkit evaluate`).
+   predictions), `bind(model)` (read what the loss needs from the model, e.g. YOLO's anchors), `load_data`
+   (what `cnnkit train/evaluate --data` loads), `model_kwargs(train_data)` (builder arguments taken from the
+   data, e.g. k-means anchors), `train_defaults` (the task's defaults of `cnnkit train` flags),
+   `predict`/`render`/`describe` (`cnnkit predict`), `report` (`cnnkit evaluate`).
 4. Models of the task carry a class attribute `task = "<name>"`; `task_for_model(model)` finds the task from it
    (a model without one is a classifier). `get_task(name)` imports every `cnnkit/<room>/task.py` the first time
    it meets an unknown name, so a task registered there is found without any list to extend.
@@ -75,6 +77,9 @@ class Task:
             (val_<history_key>); None: best_metric itself. Classification keeps its short "acc".
         main_train_stat: key of `train_stats` shown beside the loss in the progress bar, None: the loss only.
         loss_label: axis label of the loss curve.
+        train_defaults: defaults of `cnnkit train` flags the user did not give, for this task (keys: epochs,
+            batch_size, lr, optimizer, schedule, momentum, weight_decay, warmup_epochs, grad_clip); flags
+            missing here take cnnkit's general defaults.
     """
 
     name: ClassVar[str]
@@ -83,9 +88,20 @@ class Task:
     history_key: ClassVar[str | None] = None
     main_train_stat: ClassVar[str | None] = None
     loss_label: ClassVar[str] = "loss"
+    train_defaults: ClassVar[dict[str, Any]] = {}
 
     def configure(self, config: Any) -> None:
         """Read what applies to this task from the TrainConfig (fit calls it once); default nothing."""
+
+    def bind(self, model: nn.Module) -> None:
+        """Read what the loss or the meter needs from the (unwrapped) model, e.g. YOLO's anchors and stride.
+        `task_for_model` and `fit` call it; default nothing."""
+
+    def model_kwargs(self, train_data: Any, *, verbose: bool = True) -> dict[str, Any]:
+        """Builder arguments that come from the training data (`cnnkit train` passes those the builder takes and
+        records them in meta["model_kwargs"]); e.g. YOLO's k-means anchors. `verbose`: may print what it found
+        (False on all but the main process). Default none; num_classes comes from the data's `classes`."""
+        return {}
 
     # -- training ---------------------------------------------------------------------------------------------
     def collate(self, samples: list) -> tuple[torch.Tensor, Any]:
@@ -261,10 +277,7 @@ def task_name_of(model: nn.Module) -> str:
 
 
 def task_for_model(model: nn.Module) -> Task:
-    """The task `model` trains as: `get_task(task_name_of(model))`, bound to the model when the task has a
-    `bind(model)` method (a task whose loss needs something of the model: YOLO's anchors and stride)."""
+    """The task `model` trains as: `get_task(task_name_of(model))`, bound to the model (`Task.bind`)."""
     task = get_task(task_name_of(model))
-    bind = getattr(task, "bind", None)
-    if bind is not None:
-        bind(model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model)
+    task.bind(model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model)
     return task

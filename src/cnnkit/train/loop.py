@@ -134,8 +134,7 @@ class Trainer:
                  task: Task | None = None):
         self.config = config
         self.task = task if task is not None else task_for_model(model)
-        if task is not None and hasattr(task, "bind"):  # a task whose loss reads the model (YOLO: anchors, stride)
-            task.bind(model)
+        self.task.bind(model)  # a task whose loss reads the model (YOLO: anchors, stride); again if given bound
         self.task.configure(config)
         self.distributed = distributed.init_from_env(config.device)
         self.device = distributed.local_device(config.device)
