@@ -138,3 +138,18 @@ def test_byte_order_mark_and_crlf(tmp_path):
     p.write_bytes("\ufeff0 0.5 0.5 0.2 0.2\r\n1 0.25 0.25 0.1 0.1\r\n".encode())
     boxes, labels, _, _ = read_label_file(p, 100, 100, 2, Problems(True))
     assert list(labels) == [0, 1] and np.allclose(boxes[0], [40, 40, 60, 60])
+
+
+def test_a_split_without_any_label_file_is_reported(tmp_path):
+    from cnnkit.data.sources import DataWarning
+
+    write_pngs(tmp_path / "images" / "train", [ImageAnn("a.png", 10, 10)])
+    (tmp_path / "lables" / "train").mkdir(parents=True)  # misspelt
+    (tmp_path / "lables" / "train" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    y = tmp_path / "d.yaml"
+    y.write_text("train: images/train\nnames: [a]\n")
+    with pytest.warns(DataWarning, match="none of its 1 images has a label file"):
+        ann = read_yolo(y)
+    assert len(ann.images) == 1 and len(ann.images[0].labels) == 0
+    with pytest.raises(FileFormatError, match="labels/train/a.txt"):
+        read_yolo(y, strict=True)

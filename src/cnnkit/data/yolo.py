@@ -220,6 +220,10 @@ def read_yolo(yaml_path, *, strict: bool = False, splits=SPLITS) -> Annotations:
             continue
         paths = _list_split(data[split], root, f"{where}: {split}", problems)
         split_idx[split] = []
+        if paths and not any(label_path(p).is_file() for p in paths):
+            # a misnamed labels/ folder would otherwise turn every image into background without a word
+            problems.bad(f"{where}: {split}: none of its {len(paths)} images has a label file (looked for "
+                         f"{label_path(paths[0])} ...); each image is read as having no objects")
         for p in paths:
             try:
                 w, h = image_size(p)
