@@ -31,6 +31,9 @@ def random_coco(seed: int, n_images: int = 200, n_cats: int = 6, max_gt: int = 8
                          "area": area, "iscrowd": crowd})
             gts.append((x, y, w, h, c))
             ann_id += 1
+            if rng.random() < 0.1:  # a duplicate box with another area: equal IoUs, different ignore flags
+                anns.append(dict(anns[-1], id=ann_id, area=float(rng.choice([100.0, 2000.0, 20000.0]))))
+                ann_id += 1
         if kind > 0.9:
             continue  # an image without detections
         n_dt = int(rng.integers(0, max_dt + 1))

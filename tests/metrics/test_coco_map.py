@@ -112,3 +112,18 @@ def test_segm_equals_pycocotools(with_bbox):
     ref, _ = pycocotools_eval(gt, results, "segm")
     np.testing.assert_allclose(ours.stats, ref.stats, atol=1e-6, rtol=0)
     np.testing.assert_allclose(ours.precision, ref.eval["precision"], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("swap", [False, True])
+def test_equal_ious_go_to_the_last_ground_truth_as_in_pycocotools(swap):
+    # detection D has IoU 0.5 with both halves A and B of its box; pycocotools' loop keeps the later one, which
+    # decides whether the second detection E (on A) finds A still free
+    a, b = [0.0, 0.0, 10.0, 5.0], [0.0, 5.0, 10.0, 5.0]
+    boxes = [b, a] if swap else [a, b]
+    gt = {"images": [{"id": 1}], "categories": [{"id": 1}],
+          "annotations": [{"id": i + 1, "image_id": 1, "category_id": 1, "bbox": bb, "area": 50.0, "iscrowd": 0}
+                          for i, bb in enumerate(boxes)]}
+    results = [{"image_id": 1, "category_id": 1, "bbox": [0.0, 0.0, 10.0, 10.0], "score": 0.9},
+               {"image_id": 1, "category_id": 1, "bbox": [0.0, 0.0, 10.0, 6.0], "score": 0.8}]
+    ours, _ = assert_same_as_pycocotools(gt, results)
+    assert ours.summary()["map50"] == pytest.approx(1.0 if not swap else 0.5, abs=0.01)

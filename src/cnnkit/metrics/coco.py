@@ -382,7 +382,8 @@ def _evaluate(gt: dict, dt: dict, n_img: int, n_cat: int, max_dets: tuple, iou_f
     g_src = g_order
     g_ign = g_crowd[None, :] | (g_area[None, :] < lo) | (g_area[None, :] > hi)  # (A, G)
 
-    d_mid = np.zeros((A, T, nd), dtype=np.int64)  # id of the matched ground truth, 0 = none
+    # matched to a ground truth (whose id is not 0: pycocotools tests the stored id, so id 0 reads as unmatched)
+    d_hit = np.zeros((A, T, nd), dtype=bool)
     d_mig = np.zeros((A, T, nd), dtype=bool)  # matched to an ignored ground truth
     g_keys, g_start, g_end = _segments(g_grp)
     d_keys, d_start, d_end = _segments(d_grp)
@@ -393,10 +394,10 @@ def _evaluate(gt: dict, dt: dict, n_img: int, n_cat: int, max_dets: tuple, iou_f
         for b in np.unique(bucket):
             rows = np.flatnonzero(bucket == b)
             _match_groups(g_start[gi[rows]], g_end[gi[rows]], d_start[di[rows]], d_end[di[rows]], g_box, d_box,
-                          g_crowd, g_ign, g_ids, d_mid, d_mig, iou_fn, g_src, d_src)
+                          g_crowd, g_ign, g_ids, d_hit, d_mig, iou_fn, g_src, d_src)
 
     d_out = (d_area[None, :] < lo) | (d_area[None, :] > hi)  # (A, D)
-    d_ign = d_mig | ((d_mid == 0) & d_out[:, None, :])  # (A, T, D)
+    d_ign = d_mig | (~d_hit & d_out[:, None, :])  # (A, T, D)
 
     # accumulate: every category's detections sorted by score (ties: image order, then rank in the image)
     npig = np.zeros((K, A), dtype=np.int64)
@@ -411,7 +412,7 @@ def _evaluate(gt: dict, dt: dict, n_img: int, n_cat: int, max_dets: tuple, iou_f
     precision = -np.ones((T, R, K, A, M))
     recall = -np.ones((T, K, A, M))
     valid = present[:, None] & (npig > 0)  # (K, A)
-    matched = (d_mid != 0)[:, :, order]  # (A, T, D) in accumulation order
+    matched = d_hit[:, :, order]  # (A, T, D) in accumulation order
     counted = ~d_ign[:, :, order]
     tps_all, fps_all = matched & counted, ~matched & counted
     for m, max_det in enumerate(max_dets):
@@ -425,12 +426,14 @@ def _evaluate(gt: dict, dt: dict, n_img: int, n_cat: int, max_dets: tuple, iou_f
     return precision, recall
 
 
-def _match_groups(gs, ge, ds, de, g_box, d_box, g_crowd, g_ign, g_ids, d_mid, d_mig, iou_fn, g_src, d_src):
+def _match_groups(gs, ge, ds, de, g_box, d_box, g_crowd, g_ign, g_ids, d_hit, d_mig, iou_fn, g_src, d_src):
     """Greedy COCO matching of a bucket of (image, category) groups, all area ranges and thresholds at once."""
     n = len(gs)
     gn, dn = ge - gs, de - ds
     gm, dm = int(gn.max()), int(dn.max())
-    g_idx = gs[:, None] + np.arange(gm)[None, :]
+    # ground truths laid out last-first, so that argmax (first maximum) picks the last of equal IoUs as
+    # pycocotools' loop does (it keeps a later ground truth whose IoU is >= the best so far)
+    g_idx = ge[:, None] - 1 - np.arange(gm)[None, :]
     g_ok = np.arange(gm)[None, :] < gn[:, None]
     g_idx = np.where(g_ok, g_idx, gs[:, None])  # padding points at a real row; masked below
     d_idx = ds[:, None] + np.arange(dm)[None, :]
@@ -442,7 +445,7 @@ def _match_groups(gs, ge, ds, de, g_box, d_box, g_crowd, g_ign, g_ids, d_mid, d_
     else:
         ious = np.zeros((n, dm, gm))
         for r in range(n):
-            ious[r, :dn[r], :gn[r]] = iou_fn(d_src[ds[r]:de[r]], g_src[gs[r]:ge[r]])
+            ious[r, :dn[r], :gn[r]] = iou_fn(d_src[ds[r]:de[r]], g_src[gs[r]:ge[r]][::-1])
     ious = np.where(d_ok[:, :, None] & g_ok[:, None, :], ious, -1.0)
     thr = np.minimum(IOU_THRESHOLDS, 1 - 1e-10)
     # only detections reaching the lowest threshold with some ground truth can match; keep their order
@@ -468,31 +471,30 @@ def _match_groups(gs, ge, ds, de, g_box, d_box, g_crowd, g_ign, g_ids, d_mid, d_
     matched = np.zeros((n, A, T, gm), dtype=bool)
     crowd4 = crowd[:, None, None, :]
     thr4 = thr[None, None, :, None]
-    out_id = np.zeros((n, A, T, dc), dtype=np.int64)
+    out_hit = np.zeros((n, A, T, dc), dtype=bool)
     out_ig = np.zeros((n, A, T, dc), dtype=bool)
-    flip = slice(None, None, -1)
     assert matched.flags.c_contiguous  # matched[:k].reshape(-1) below must be a view
     for j in range(dc):
         k = int((nc > j).sum())  # nc is decreasing: the first k groups have more than j candidates
         iou_j = cious[:k, j, None, None, :]  # (k, 1, 1, gm)
         ok = (iou_j >= thr4) & (~matched[:k] | crowd4[:k])  # (k, A, T, gm)
-        # prefer a non-ignored ground truth; among equals the last one wins (pycocotools' loop uses >=)
+        # prefer a non-ignored ground truth; among equal IoUs the last one (first in this layout) wins
         v_non = np.where(ok & not_ign[:k], iou_j, -np.inf)
         v_ig = np.where(ok & ign[:k], iou_j, -np.inf)
-        m_non = gm - 1 - np.argmax(v_non[..., flip], axis=-1)
-        m_ig = gm - 1 - np.argmax(v_ig[..., flip], axis=-1)
+        m_non = np.argmax(v_non, axis=-1)
+        m_ig = np.argmax(v_ig, axis=-1)
         base = np.arange(k * A * T).reshape(k, A, T) * gm
         has_non = v_non.reshape(-1)[base + m_non] > -np.inf
         has_ig = v_ig.reshape(-1)[base + m_ig] > -np.inf
         m = np.where(has_non, m_non, m_ig)
         has = has_non | has_ig
-        out_id[:k, :, :, j] = np.where(has, ids[np.arange(k)[:, None, None], m], 0)
+        out_hit[:k, :, :, j] = has & (ids[np.arange(k)[:, None, None], m] != 0)
         out_ig[:k, :, :, j] = has & ~has_non
         matched[:k].reshape(-1)[(base + m)[has]] = True
     live = np.arange(dc)[None, :] < nc[:, None]  # (n, dc)
     rows, cols = np.nonzero(live)
     dets = cdet[rows, cols]
-    d_mid[:, :, dets] = out_id[rows, :, :, cols].transpose(1, 2, 0)
+    d_hit[:, :, dets] = out_hit[rows, :, :, cols].transpose(1, 2, 0)
     d_mig[:, :, dets] = out_ig[rows, :, :, cols].transpose(1, 2, 0)
 
 
@@ -500,19 +502,15 @@ def _accumulate(c, tps, fps, npig, valid, precision, recall) -> None:
     """Fill precision[T, R, K] and recall[T, K] for one area range and max-dets setting.
 
     c: int[n] category of each detection, sorted (segments); tps, fps: bool[T, n] in score order per category.
+
+    pycocotools computes precision and recall after every detection, makes precision monotone from the right
+    and reads it where recall first reaches each recall point. Recall only grows at a true positive and
+    precision only falls between two, so everything is computed at the true positives alone: the precision
+    read at recall point r is the best precision from the need(r)-th true positive of the category onwards,
+    need(r) being the fewest true positives whose recall reaches r (integers: rounding cannot move it).
     """
     K = len(npig)
     T, n = tps.shape
-    cats = np.arange(K)
-    seg_start = np.searchsorted(c, cats, side="left")
-    seg_end = np.searchsorted(c, cats, side="right")
-    zero = np.zeros((T, 1), dtype=np.int64)
-    tp_c = np.concatenate([zero, np.cumsum(tps, axis=1, dtype=np.int64)], axis=1)
-    fp_c = np.concatenate([zero, np.cumsum(fps, axis=1, dtype=np.int64)], axis=1)
-    tp_i = tp_c[:, 1:] - tp_c[:, seg_start][:, c]  # true positives so far within the category
-    fp_i = fp_c[:, 1:] - fp_c[:, seg_start][:, c]
-    tp = tp_i.astype(float)
-    pr = tp / (fp_i.astype(float) + tp + np.spacing(1))
     ks = np.flatnonzero(valid)
     if not len(ks):
         return
@@ -520,35 +518,47 @@ def _accumulate(c, tps, fps, npig, valid, precision, recall) -> None:
         recall[:, ks] = 0
         precision[:, :, ks] = 0
         return
-    # monotone envelope: the best precision at this recall or higher (pycocotools' backward loop), per category
-    env = np.empty_like(pr)
-    for k in ks:
-        s, e = seg_start[k], seg_end[k]
-        if e > s:
-            env[:, s:e] = np.maximum.accumulate(pr[:, s:e][:, ::-1], axis=1)[:, ::-1]
-    nonempty = seg_end[ks] > seg_start[ks]
-    rec = np.zeros((T, len(ks)))
-    last = seg_end[ks[nonempty]] - 1
-    rec[:, nonempty] = tp[:, last] / npig[ks[nonempty]].astype(float)
-    recall[:, ks] = rec
-    # First detection whose recall reaches each recall point (pycocotools: searchsorted(rc, recThrs, 'left')).
-    # Recall only grows at true positives, so that is the need-th true positive of the category (need = the
-    # fewest true positives whose recall reaches the point), found in integers so rounding cannot move it.
-    need = np.stack([_needed_counts(int(npig[k])) for k in ks])  # (nk, R)
-    t_idx, pos = np.nonzero(tps)  # true positives, by threshold then position
-    count = tp_i[:, np.maximum(seg_end - 1, 0)] * (seg_end > seg_start)  # (T, K) true positives per category
-    offset = (np.cumsum(count.ravel()) - count.ravel()).reshape(T, K)  # where (t, k)'s run starts in `pos`
-    nt = count[:, ks][:, :, None]  # (T, nk, 1)
-    first = seg_start[ks][None, :, None]
-    if len(pos):
-        at = pos[np.clip(offset[:, ks][:, :, None] + need[None] - 1, 0, len(pos) - 1)]
-    else:
-        at = np.zeros((T, len(ks), need.shape[1]), dtype=np.int64)
-    reach = np.where(need[None] == 0, first, at)  # (T, nk, R)
-    ok = (need[None] <= nt) & (seg_end[ks] > seg_start[ks])[None, :, None]
-    rows = np.broadcast_to(np.arange(T)[:, None, None], reach.shape)
-    vals = np.where(ok, env[rows, np.where(ok, reach, 0)], 0.0)
+    seg_start = np.searchsorted(c, np.arange(K), side="left")
+    t_idx, pos = np.nonzero(tps)  # every true positive, by threshold, then category, then score
+    cat = c[pos]
+    run = t_idx * K + cat  # (threshold, category) run of each true positive
+    count = np.bincount(run, minlength=T * K)  # true positives per (t, k)
+    offset = np.cumsum(count) - count
+    ntp = np.arange(len(pos)) - offset[run] + 1  # true positives so far within the category, as a count
+    fp_c = np.cumsum(fps, axis=1, dtype=np.int64)
+    fp_before = np.where(seg_start > 0, fp_c[:, np.maximum(seg_start - 1, 0)], 0)  # (T, K)
+    nfp = fp_c[t_idx, pos] - fp_before[t_idx, cat]
+    tp_f = ntp.astype(float)
+    pr = tp_f / (nfp.astype(float) + tp_f + np.spacing(1))  # pycocotools' expression, same floats
+    env = _suffix_max_by_run(pr, offset, count)
+    count = count.reshape(T, K)
+    offset = offset.reshape(T, K)
+    recall[:, ks] = count[:, ks] / npig[ks].astype(float)  # 0 when the category has no detection
+    need = np.stack([_needed_counts(int(npig[k])) for k in ks])[None]  # (1, nk, R)
+    have = count[:, ks][:, :, None]  # (T, nk, 1)
+    at = offset[:, ks][:, :, None] + np.maximum(need - 1, 0)
+    ok = need <= have
+    ok &= (need > 0) | (have > 0)  # recall point 0 reads the best precision, 0 without any true positive
+    vals = np.where(ok, env[np.where(ok, at, 0)], 0.0) if len(env) else np.zeros(ok.shape)  # (T, nk, R)
     precision[:, :, ks] = vals.transpose(0, 2, 1)
+
+
+def _suffix_max_by_run(values: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """out[i] = max(values[i:end of i's run]) for runs given by start and length (exact: no offsets added)."""
+    out = np.empty_like(values)
+    live = np.flatnonzero(length > 0)
+    if not len(live):
+        return out
+    bucket = np.ceil(np.log2(length[live])).astype(np.int64)  # runs of similar length share one padded array
+    for b in np.unique(bucket):
+        rows = live[bucket == b]
+        width = 1 << int(b)
+        idx = start[rows][:, None] + np.arange(width)[None, :]
+        inside = np.arange(width)[None, :] < length[rows][:, None]
+        padded = np.where(inside, values[np.where(inside, idx, 0)], -np.inf)
+        suffix = np.maximum.accumulate(padded[:, ::-1], axis=1)[:, ::-1]
+        out[idx[inside]] = suffix[inside]
+    return out
 
 
 _NEED_CACHE: dict[int, np.ndarray] = {}
