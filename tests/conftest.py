@@ -6,9 +6,21 @@ import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+
+# Test files are imported by path (--import-mode=importlib, see pyproject); helper modules beside them
+# (cocodata.py, annotation_strategies.py, toy_box.py ...) are imported by name from these folders.
+# The repository root too: pytest names test modules tests.<room>.test_x, and processes started by
+# multiprocessing's spawn (DDP tests) import their worker functions by that name.
+_tests = Path(__file__).parent
+for _room in [_tests.parent, *sorted(p for p in _tests.rglob("*") if p.is_dir() and p.name != "__pycache__")]:
+    if str(_room) not in sys.path:
+        sys.path.append(str(_room))
 
 
 @pytest.fixture(scope="session", autouse=True)
