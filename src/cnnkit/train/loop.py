@@ -134,13 +134,13 @@ class Trainer:
                  task: Task | None = None):
         self.config = config
         self.task = task if task is not None else task_for_model(model)
-        self.task.bind(model)  # a task whose loss reads the model (YOLO: anchors, stride); again if given bound
         self.task.configure(config)
         self.distributed = distributed.init_from_env(config.device)
         self.device = distributed.local_device(config.device)
         self.model = model.to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.task.bind(self.model)  # a task whose loss reads the model (YOLO: anchors), on its device; again if bound
         self.train_data = train_data
         self.val_data = val_data
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -354,14 +354,10 @@ class Trainer:
         n = self.task.batch_size(x, y)
         with torch.no_grad():
             stats = self.task.train_stats(outputs, y)
-        sums = self._sums
-        sums["loss"] += value * n
-        sums["n"] += n
-        for key, v in stats.items():  # the task's statistics first, then the loss parts: the rows' column order
-            sums[f"stat:{key}"] = sums.get(f"stat:{key}", 0.0) + float(v.detach() if isinstance(v, torch.Tensor) else v)
-        for key, v in parts.items():
-            v = v.detach() if isinstance(v, torch.Tensor) else v  # a part given as a tensor: no graph kept
-            sums[f"part:{key}"] = sums.get(f"part:{key}", 0.0) + float(v) * n
+        self._sums["loss"] += value * n
+        self._sums["n"] += n
+        _accumulate(self._sums, "stat", stats, 1)  # the task's statistics first, then the loss parts: the rows'
+        _accumulate(self._sums, "part", parts, n)  # column order
         return value
 
     def _train_epoch(self) -> None:
@@ -518,6 +514,13 @@ def fit(model: nn.Module, train_data: Dataset | DataLoader, val_data: Dataset | 
     trainer = Trainer(model, train_data, val_data, config, out_dir=out_dir, callbacks=callbacks,
                       param_groups=param_groups, progress=progress, meta=meta, task=task)
     return trainer.run(resume=resume)
+
+
+def _accumulate(sums: dict[str, float], prefix: str, values: dict[str, Any], weight: float) -> None:
+    """sums["<prefix>:<key>"] += value * weight for each entry of `values` (floats or 0-d tensors)."""
+    for key, v in values.items():
+        v = v.detach() if isinstance(v, torch.Tensor) else v  # a value given as a tensor: no graph kept
+        sums[f"{prefix}:{key}"] = sums.get(f"{prefix}:{key}", 0.0) + float(v) * weight
 
 
 def _zero_sums() -> dict[str, float]:
