@@ -241,10 +241,17 @@ def _free_port() -> int:
 def _ddp_train(out_dir: str, result_path: str) -> None:
     torch.set_num_threads(1)
     model = _model()
-    result = fit(model, Squares(100, seed=0), Squares(30, seed=1), _cfg(epochs=3, checkpoint_every=3),
-                 out_dir=out_dir, progress=False)
-    torch.save({"weights": model.state_dict(), "history": result.history, "world": dist.world_size()},
-               result_path)
+    train, val, cfg = Squares(100, seed=0), Squares(30, seed=1), _cfg(epochs=3, checkpoint_every=3)
+    result = fit(model, train, val, cfg, out_dir=out_dir, progress=False)
+    # the same run stopped at step 5 on both ranks (mid-epoch, after the checkpoint of step 3), then resumed:
+    # rank 0 carries the saved epoch sums, the others start from zero with the same keys
+    try:
+        fit(_model(), train, val, cfg, out_dir=out_dir + "-crashed", callbacks=[CrashAt(5)], progress=False)
+    except Crash:
+        pass
+    resumed = fit(_model(seed=9), train, val, cfg, out_dir=out_dir + "-crashed", resume=True, progress=False)
+    torch.save({"weights": model.state_dict(), "history": result.history, "world": dist.world_size(),
+                "resumed_weights": resumed.model.state_dict(), "resumed_history": resumed.history}, result_path)
     dist.cleanup()
 
 
@@ -261,6 +268,9 @@ def _check_ddp(out: Path, results: Path) -> None:
     assert all(torch.equal(r0["weights"][k], r1["weights"][k]) for k in r0["weights"])
     assert [{**h, "seconds": 0} for h in r0["history"]] == [{**h, "seconds": 0} for h in r1["history"]]
     assert r0["history"][-1]["train_loss"] < r0["history"][0]["train_loss"]
+    for r in (r0, r1):  # the crashed and resumed run ends where the uninterrupted one did, on every rank
+        assert all(torch.equal(r0["weights"][k], r["resumed_weights"][k]) for k in r0["weights"])
+        assert [{**h, "seconds": 0} for h in r["resumed_history"]] == [{**h, "seconds": 0} for h in r0["history"]]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["val"]["n"] == 30  # the sharded validation counted every sample once
     assert metrics["global_step"] == 3 * 4  # 50 samples per rank / 16: 4 steps per epoch
