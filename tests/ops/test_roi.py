@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -70,13 +71,14 @@ def roi_pool_loop(inp, rois, out_hw, scale):
     for k, (b, x1, y1, x2, y2) in enumerate(rois.tolist()):
         sx, sy, ex, ey = rnd(x1 * scale), rnd(y1 * scale), rnd(x2 * scale), rnd(y2 * scale)
         rw, rh = max(ex - sx + 1, 1), max(ey - sy + 1, 1)
-        bh, bw = rh / ph, rw / pw
+        f = np.float32 if inp.dtype == torch.float32 else np.float64  # torchvision computes bins in the input type
+        bh, bw = f(rh) / f(ph), f(rw) / f(pw)
         for i in range(ph):
             for j in range(pw):
-                hs = min(max(math.floor(i * bh) + sy, 0), h)
-                he = min(max(math.ceil((i + 1) * bh) + sy, 0), h)
-                ws = min(max(math.floor(j * bw) + sx, 0), w)
-                we = min(max(math.ceil((j + 1) * bw) + sx, 0), w)
+                hs = min(max(math.floor(f(i) * bh) + sy, 0), h)
+                he = min(max(math.ceil(f(i + 1) * bh) + sy, 0), h)
+                ws = min(max(math.floor(f(j) * bw) + sx, 0), w)
+                we = min(max(math.ceil(f(j + 1) * bw) + sx, 0), w)
                 if he > hs and we > ws:
                     out[k, :, i, j] = inp[int(b), :, hs:he, ws:we].amax(dim=(1, 2))
     return out
@@ -138,3 +140,20 @@ def test_multiscale_roi_align_picks_levels_like_fpn():
         assert torch.allclose(out[row], ref[0])
     with pytest.raises(KeyError):
         pooler({"p2": feats["p2"]}, boxes, [(256, 256)])
+
+
+def test_roi_pool_float32_bins_that_round_past_a_whole_number():
+    # 14 cells in 13 bins: in float32 13 * (14 / 13) is just above 14, so torchvision's last bin ends at 15 (then
+    # clipped), not 14: the exact adaptive-pooling fast path must not be taken for this box
+    g = torch.Generator().manual_seed(0)
+    inp = torch.randn(1, 2, 20, 20, generator=g)
+    rois = torch.tensor([[0.0, 0.0, 0.0, 13.0, 13.0], [0.0, 6.0, 2.0, 19.0, 15.0], [0.0, -4.0, 6.0, 24.0, 30.0]])
+    assert torch.equal(roi_pool(inp, rois, (13, 13)), roi_pool_loop(inp, rois, (13, 13), 1.0))
+
+
+def test_roi_align_on_a_one_cell_high_map():
+    inp = torch.randn(1, 3, 1, 6, dtype=torch.float64)
+    rois = torch.tensor([[0.0, -2.0, -1.5, 3.0, 0.7], [0.0, 1.0, 0.0, 6.5, 3.0]], dtype=torch.float64)
+    for aligned in (False, True):
+        got = roi_align(inp, rois, (2, 3), 1.0, 2, aligned)
+        assert torch.allclose(got, roi_align_loop(inp, rois, (2, 3), 1.0, 2, aligned), atol=1e-10)

@@ -7,8 +7,10 @@ pixel so that pixel centres line up. Boxes are `Tensor[K, 5]` (batch index, x1, 
 `Tensor[L, 4]` per image, in input-image coordinates; `spatial_scale` maps them to the feature map
 (1/16 for a stride-16 map).
 
-Bilinear sampling is separable: a bin's average is Wy @ F @ Wx^T over the rows and columns its samples touch,
-so RoI align is a gather of those rows x columns and one einsum, with no per-sample Python loop.
+RoI align lays the sample points of all boxes of one image (and one sample grid) out as one image and reads
+them with a single `grid_sample` call (points clamped into the map first, so its values are torchvision's
+bilinear() exactly), then an average pool per bin. RoI pool is adaptive max pooling of each box's crop whenever
+torchvision's float bin edges equal the exact integer ones (nearly always), and a padded gather otherwise.
 `MultiScaleRoIAlign` picks the FPN level of each box as torchvision does (level = floor(4 + log2(sqrt(area) /
 224)), clamped to the available levels).
 """
@@ -78,15 +80,57 @@ def roi_pool(input: Tensor, boxes: Tensor | list[Tensor], output_size, spatial_s
     roi_w = (x2 - x1 + 1).clamp(min=1)
     roi_h = (y2 - y1 + 1).clamp(min=1)
 
-    def edges(start, length, bins, limit):
+    def edges(start, length, bins):  # torchvision's float arithmetic, before clipping to the map
         step = length[:, None] / bins
         t = torch.arange(bins, device=input.device, dtype=input.dtype)
-        lo = (torch.floor(t * step) + start[:, None]).clamp(0, limit)
-        hi = (torch.ceil((t + 1) * step) + start[:, None]).clamp(0, limit)
-        return lo.long(), hi.long()  # (K, bins)
+        return (torch.floor(t * step) + start[:, None]).long(), (torch.ceil((t + 1) * step) + start[:, None]).long()
 
-    hs, he = edges(y1, roi_h, ph, h)
-    ws, we = edges(x1, roi_w, pw, w)
+    hs, he = edges(y1, roi_h, ph)
+    ws, we = edges(x1, roi_w, pw)
+    batch = rois[:, 0].long()
+    out = input.new_empty((k, c, ph, pw))
+    # Fast path: when the bin edges are the exact integers floor/ceil(p * size / bins) (almost always: the float
+    # edges only differ when rounding lands just below a whole number), a box is adaptive max pooling of its crop,
+    # the part outside the map padded with -inf (a bin wholly outside gives 0, as torchvision's empty bin).
+    ih, iw = roi_h.long(), roi_w.long()
+    py = torch.arange(ph, device=input.device)
+    px = torch.arange(pw, device=input.device)
+    y0, x0 = y1.long(), x1.long()
+    exact = ((hs == y0[:, None] + py * ih[:, None] // ph).all(1)
+             & (he == y0[:, None] - (-(py + 1) * ih[:, None] // ph)).all(1)
+             & (ws == x0[:, None] + px * iw[:, None] // pw).all(1)
+             & (we == x0[:, None] - (-(px + 1) * iw[:, None] // pw)).all(1)
+             & (ih * iw <= 4 * h * w))  # a box far larger than the map: the padded crop would be wasteful
+    fast = torch.where(exact)[0]
+    if len(fast):
+        import torch.nn.functional as F
+
+        for i, b, ya, xa, hh, ww in zip(fast.tolist(), batch[fast].tolist(), y0[fast].tolist(), x0[fast].tolist(),
+                                        ih[fast].tolist(), iw[fast].tolist(), strict=True):
+            top, left = max(0, -ya), max(0, -xa)
+            bottom, right = max(0, ya + hh - h), max(0, xa + ww - w)
+            if top + bottom >= hh or left + right >= ww:  # wholly outside the map
+                out[i] = 0
+                continue
+            crop = input[b, :, ya + top:ya + hh - bottom, xa + left:xa + ww - right]
+            if top or bottom or left or right:
+                crop = F.pad(crop, (left, right, top, bottom), value=float("-inf"))
+                pooled = F.adaptive_max_pool2d(crop, (ph, pw))
+                out[i] = pooled.masked_fill(torch.isneginf(pooled), 0)
+            else:
+                out[i] = F.adaptive_max_pool2d(crop, (ph, pw))
+    slow = torch.where(~exact)[0]
+    if len(slow):
+        hs, he, ws, we = hs.clamp(0, h), he.clamp(0, h), ws.clamp(0, w), we.clamp(0, w)
+        out[slow] = _roi_pool_gather(input, batch[slow], hs[slow], he[slow], ws[slow], we[slow])
+    return out
+
+
+def _roi_pool_gather(input: Tensor, batch: Tensor, hs: Tensor, he: Tensor, ws: Tensor, we: Tensor) -> Tensor:
+    """Max over bins [hs, he) x [ws, we) (K, bins) of each box's map, by padded gathers; empty bins give 0."""
+    _, c, h, w = input.shape
+    k, ph = hs.shape
+    pw = ws.shape[1]
     mh = max(int((he - hs).max()), 1)
     mw = max(int((we - ws).max()), 1)
     rows = hs[:, :, None] + torch.arange(mh, device=input.device)  # (K, ph, mh)
@@ -95,7 +139,6 @@ def roi_pool(input: Tensor, boxes: Tensor | list[Tensor], output_size, spatial_s
     col_ok = cols < we[:, :, None]
     rows = rows.clamp(max=h - 1)
     cols = cols.clamp(max=w - 1)
-    batch = rois[:, 0].long()
     out = []
     per_box = c * ph * pw * mh * mw
     step = max(1, _CHUNK_ELEMENTS // max(per_box, 1))
@@ -107,39 +150,25 @@ def roi_pool(input: Tensor, boxes: Tensor | list[Tensor], output_size, spatial_s
         vals = vals.masked_fill(~ok, float("-inf")).amax(dim=(3, 4))  # (k, ph, pw, C)
         empty = ~ok.any(dim=(3, 4))
         out.append(vals.masked_fill(empty, 0).permute(0, 3, 1, 2))
-    return torch.cat(out).contiguous()
+    return torch.cat(out)
 
 
-def _axis_weights(start: Tensor, bin_size: Tensor, grid: Tensor, bins: int, size: int, max_grid: int):
-    """Sample rows (or columns) and their bilinear weights along one axis, torchvision's rules.
+def _axis_samples(start: Tensor, bin_size: Tensor, grid: Tensor, bins: int, size: int, max_grid: int):
+    """Sample coordinates along one axis and whether each counts, torchvision's rules.
 
     Returns:
-        idx: Tensor[K, bins * max_grid * 2] cell indices (low and high neighbour of each sample);
-        wts: Tensor[K, bins, bins * max_grid * 2], the weight of each index in each bin's average (sums of
-            the bilinear weights, zero for samples outside [-1, size] and for padding samples).
+        pos: Tensor[K, bins, max_grid], clamped into [0, size - 1] as torchvision's bilinear() does for points
+            in [-1, size] (a point in [-1, 0) reads row 0, one in (size - 1, size] reads the last row);
+        valid: Tensor[K, bins, max_grid] bool: inside [-1, size] and not padding (index < the box's grid).
     """
-    k = start.shape[0]
     dev, dt = start.device, start.dtype
     p = torch.arange(bins, device=dev, dtype=dt)[None, :, None]  # (1, bins, 1)
     i = torch.arange(max_grid, device=dev, dtype=dt)[None, None, :]  # (1, 1, G)
     g = grid.to(dt)[:, None, None]  # (K, 1, 1)
-    pos = start[:, None, None] + p * bin_size[:, None, None] + (i + 0.5) * bin_size[:, None, None] / g.clamp(min=1)
+    b = bin_size[:, None, None]
+    pos = start[:, None, None] + p * b + (i + 0.5) * b / g.clamp(min=1)
     valid = (i < g) & (pos >= -1.0) & (pos <= size)
-    pos = pos.clamp(min=0)
-    low = pos.floor().long()
-    at_end = low >= size - 1
-    low = torch.where(at_end, torch.full_like(low, size - 1), low)
-    high = torch.where(at_end, low, low + 1)
-    pos = torch.where(at_end, low.to(dt), pos)
-    frac = pos - low.to(dt)
-    w_low = (1 - frac) * valid
-    w_high = frac * valid
-    idx = torch.stack((low, high), dim=-1).reshape(k, -1)  # (K, bins*G*2)
-    w = torch.stack((w_low, w_high), dim=-1).reshape(k, bins, max_grid * 2)  # (K, bins, G*2)
-    # place each bin's weights in its own block of columns: (K, bins, bins*G*2)
-    eye = torch.eye(bins, device=dev, dtype=dt)
-    wts = (eye[None, :, :, None] * w[:, None, :, :]).reshape(k, bins, bins * max_grid * 2)
-    return idx, wts
+    return pos.clamp(min=0, max=size - 1), valid
 
 
 def roi_align(input: Tensor, boxes: Tensor | list[Tensor], output_size, spatial_scale: float = 1.0,
@@ -170,27 +199,69 @@ def roi_align(input: Tensor, boxes: Tensor | list[Tensor], output_size, spatial_
     roi_w, roi_h = x2 - x1, y2 - y1
     if not aligned:
         roi_w, roi_h = roi_w.clamp(min=1.0), roi_h.clamp(min=1.0)
-    bin_h, bin_w = roi_h / ph, roi_w / pw
     if sampling_ratio > 0:
-        gh = torch.full((k,), sampling_ratio, device=input.device)
+        gh = torch.full((k,), sampling_ratio, device=input.device, dtype=torch.int64)
         gw = gh
     else:
         gh = torch.ceil(roi_h / ph).long().clamp(min=0)
         gw = torch.ceil(roi_w / pw).long().clamp(min=0)
-    max_gh, max_gw = max(int(gh.max()), 1), max(int(gw.max()), 1)
     count = (gh * gw).clamp(min=1).to(input.dtype)
-    ry, wy = _axis_weights(y1, bin_h, gh, ph, h, max_gh)  # (K, R), (K, ph, R)
-    rx, wx = _axis_weights(x1, bin_w, gw, pw, w, max_gw)  # (K, S), (K, pw, S)
-    wy = wy / count[:, None, None]
     batch = rois[:, 0].long()
-    out = []
-    per_box = c * ry.shape[1] * rx.shape[1]
-    step = max(1, _CHUNK_ELEMENTS // max(per_box, 1))
-    for s in range(0, k, step):
-        sl = slice(s, s + step)
-        patch = input[batch[sl][:, None, None], :, ry[sl][:, :, None], rx[sl][:, None, :]]  # (k, R, S, C)
-        out.append(torch.einsum("kpr,krsc,kqs->kcpq", wy[sl], patch, wx[sl]))
-    return torch.cat(out).contiguous()
+    # Boxes of one image with similar sample grids go through one grid_sample call: every sample point of the
+    # chunk laid out as one (boxes * ph * Gh, pw * Gw) image. Points are clamped into the map first, so
+    # grid_sample's own border rule never applies and the result is torchvision's bilinear() exactly.
+    key = (batch * (int(gh.max()) + 1) + gh) * (int(gw.max()) + 1) + gw
+    order = torch.argsort(key, stable=True)
+    out = input.new_empty((k, c, ph, pw))
+    pos = 0
+    keys = key[order].tolist()
+    while pos < k:
+        img, ghx, gwx = int(batch[order[pos]]), int(gh[order[pos]]), int(gw[order[pos]])
+        per_box = c * ph * pw * max(ghx, 1) * max(gwx, 1)
+        step = max(1, _CHUNK_ELEMENTS // per_box)
+        end = pos
+        while end < k and end - pos < step and keys[end] == keys[pos]:
+            end += 1
+        idx = order[pos:end]
+        out[idx] = _align_chunk(input[img:img + 1], x1[idx], y1[idx], roi_w[idx] / pw, roi_h[idx] / ph,
+                                gh[idx], gw[idx], count[idx], ph, pw, h, w, max(ghx, 1), max(gwx, 1)).to(out.dtype)
+        pos = end
+    return out
+
+
+def _align_chunk(fm, x1, y1, bin_w, bin_h, gh, gw, count, ph, pw, h, w, max_gh, max_gw) -> Tensor:
+    """RoI align of boxes on one feature map fm (1, C, H, W), all with the same grid of gh x gw samples per bin."""
+    import torch.nn.functional as F
+
+    n = x1.shape[0]
+    ys, vy = _axis_samples(y1, bin_h, gh, ph, h, max_gh)  # (n, ph, Gh)
+    xs, vx = _axis_samples(x1, bin_w, gw, pw, w, max_gw)  # (n, pw, Gw)
+    # grid_sample, align_corners=True: -1 is the centre of the first cell, +1 that of the last; a point that must
+    # not count is sent far outside, where zero padding reads 0 (a 1-cell axis cannot, so it is masked instead)
+    far = h > 1 and w > 1
+    gy = ys * (2.0 / (h - 1)) - 1.0 if h > 1 else torch.zeros_like(ys)
+    gx = xs * (2.0 / (w - 1)) - 1.0 if w > 1 else torch.zeros_like(xs)
+    if far:
+        gy = gy.masked_fill(~vy, -5.0)
+        gx = gx.masked_fill(~vx, -5.0)
+    gy = gy.reshape(n, ph * max_gh, 1).expand(n, ph * max_gh, pw * max_gw)
+    gx = gx.reshape(n, 1, pw * max_gw).expand(n, ph * max_gh, pw * max_gw)
+    grid = torch.stack((gx, gy), dim=-1).reshape(1, n * ph * max_gh, pw * max_gw, 2)
+    vals = F.grid_sample(fm.contiguous(memory_format=torch.channels_last), grid, mode="bilinear",
+                         padding_mode="zeros", align_corners=True)  # (1, C, n * ph * Gh, pw * Gw)
+    if not far:
+        vals = vals * _grid_mask(vy, vx, vals.dtype)
+    # every box of the chunk has the same grid, so the bin average is an average pool over Gh x Gw blocks
+    pooled = F.avg_pool2d(vals, (max_gh, max_gw)) * (max_gh * max_gw)  # (1, C, n * ph, pw) sums
+    pooled = pooled.reshape(-1, n, ph, pw).transpose(0, 1)
+    return pooled / count[:, None, None, None]
+
+
+def _grid_mask(vy: Tensor, vx: Tensor, dtype) -> Tensor:
+    """(n * ph * Gh, pw * Gw) mask of the sample points that count, in the layout of the sampling grid."""
+    n = vy.shape[0]
+    m = vy.reshape(n, -1, 1) & vx.reshape(n, 1, -1)  # (n, ph * Gh, pw * Gw)
+    return m.reshape(-1, m.shape[-1]).to(dtype)
 
 
 class MultiScaleRoIAlign(nn.Module):
