@@ -43,7 +43,8 @@ def register(subparsers) -> None:
                     "included) and curves.png. Runs under torchrun for data-parallel training.",
     )
     p.add_argument("--model", required=True, help="registered model name (`cnnkit models` lists them)")
-    p.add_argument("--data", required=True, help="folder, CSV or built-in name (digits, shapes)")
+    p.add_argument("--data", required=True, help="folder, file or built-in name, read by the model's task "
+                                                  "(classifiers: digits, shapes, folders, CSV)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder for checkpoints and logs")
     # flags in TRAIN_DEFAULTS default to None: the model's task may set its own defaults (Task.train_defaults)
     p.add_argument("--epochs", type=positive_int, default=None, help="(default 10)")
