@@ -204,3 +204,23 @@ def test_tiny_yolo_loss_falls_in_a_few_steps():
         opt.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_onnx_export_of_the_decoded_detector_matches_and_nms_stays_outside(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from cnnkit.models.export import check_export, example_input, export_model
+
+    torch.manual_seed(0)
+    model = create_model("yolo_tiny", num_classes=3, num_anchors=3, image_size=64).eval()
+    dec = model.export_module()
+    x = example_input(dec, (3, 64, 64), batch=2)
+    out = dec(x)
+    assert out.shape == (2, 4 * 4 * 3, 4 + 3)
+    path = export_model(dec, tmp_path / "yolo.onnx", "onnx", input_shape=(3, 64, 64))
+    assert check_export(dec, path, "onnx", x) < 1e-4
+    # thresholds and NMS on the exported numbers give what model.detect gives
+    got = postprocess(out[..., :4], out[..., 4:], score_threshold=0.05, image_size=(64, 64))
+    want = model.detect(x, score_threshold=0.05)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g["boxes"], w["boxes"])
+        assert g["labels"].tolist() == w["labels"].tolist()

@@ -27,6 +27,8 @@ def run(args) -> int:
     from cnnkit.models.export import check_export, example_input, export_model
 
     model, meta = load_source(args.source, weights=args.weights, num_classes=args.num_classes)
+    if hasattr(model, "export_module"):  # a detector: the network plus its box decoding (NMS stays outside)
+        model = model.export_module()
     shape = _input_shape(model, meta, args.size)
     meta = {**meta, "input_size": list(shape)}
     out = Path(args.output or f"{Path(args.source).stem}.{'onnx' if args.fmt == 'onnx' else 'pt'}")

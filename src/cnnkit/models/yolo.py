@@ -80,6 +80,10 @@ class YOLO(nn.Module):
         """Raw output -> (boxes (N, A, 4) xyxy pixels, scores (N, A, C)), A = S_h S_w B; no thresholding."""
         return decode_predictions(raw, self.anchors, self.stride)
 
+    def export_module(self) -> YoloDecoded:
+        """The module `cnnkit export` writes: this network with the decoding, output (N, A, 4 + C)."""
+        return YoloDecoded(self).eval()
+
     @torch.no_grad()
     def detect(self, x: torch.Tensor, *, score_threshold: float = 0.25, iou_threshold: float = 0.45,
                max_detections: int = 100) -> list[dict[str, torch.Tensor]]:
@@ -90,10 +94,12 @@ class YOLO(nn.Module):
 
 
 class YoloDecoded(nn.Module):
-    """A detector whose output is already decoded: (boxes (N, A, 4) xyxy pixels, scores (N, A, C)).
+    """A detector whose output is already decoded: one Tensor (N, A, 4 + C), per anchor box (x1, y1, x2, y2) in
+    input pixels then the C class scores p_c x P(class), A = S_h S_w B.
 
-    What ONNX export and benchmarks run: the network and the box arithmetic in one graph; the thresholding and
-    NMS (`cnnkit.detect.yolo.postprocess`) stay outside, since their output size depends on the data.
+    What `cnnkit export` writes (one output, like ultralytics' exports): the network and the box arithmetic in
+    one graph. Thresholding and NMS stay outside (their output size depends on the data):
+    `cnnkit.detect.yolo.postprocess(out[..., :4], out[..., 4:])`, or any runtime's NMS on the same numbers.
     """
 
     task = "detection"
@@ -101,9 +107,11 @@ class YoloDecoded(nn.Module):
     def __init__(self, model: YOLO) -> None:
         super().__init__()
         self.model = model
+        self.default_input_size = model.default_input_size
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.decode(self.model(x))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        boxes, scores = self.model.decode(self.model(x))
+        return torch.cat([boxes, scores], -1)  # (N, A, 4 + C)
 
 
 def _stage_strides(backbone: Backbone, in_chans: int) -> list[int]:
