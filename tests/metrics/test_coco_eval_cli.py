@@ -67,3 +67,16 @@ def test_coco_eval_does_not_import_torch(files):
     proc = subprocess.run([sys.executable, "-c", code, str(g), str(r)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["map"] >= 0
+
+
+def test_segm_iou_type(run_cli, tmp_path):
+    from cocodata import random_coco_segm
+
+    gt, results = random_coco_segm(1, n_images=12)
+    g, r = tmp_path / "gt.json", tmp_path / "res.json"
+    g.write_text(json.dumps(gt))
+    r.write_text(json.dumps(results))
+    code, out, err = run_cli("coco-eval", g, r, "--iou-type", "segm")
+    assert code == 0, err
+    _, printed = pycocotools_eval(gt, results, "segm")
+    assert out.splitlines() == printed.splitlines()[-12:]

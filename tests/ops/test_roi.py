@@ -157,3 +157,16 @@ def test_roi_align_on_a_one_cell_high_map():
     for aligned in (False, True):
         got = roi_align(inp, rois, (2, 3), 1.0, 2, aligned)
         assert torch.allclose(got, roi_align_loop(inp, rois, (2, 3), 1.0, 2, aligned), atol=1e-10)
+
+
+def test_roi_align_and_pool_gradients_match_the_loops():
+    g = torch.Generator().manual_seed(3)
+    inp = torch.randn(2, 2, 6, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    rois = random_rois(5, 2, 7, 3)
+    up = torch.randn(5, 2, 2, 3, generator=g, dtype=torch.float64)
+    for fast, slow in ((lambda x: roi_align(x, rois, (2, 3), 1.0, -1, True),
+                        lambda x: roi_align_loop(x, rois, (2, 3), 1.0, -1, True)),
+                       (lambda x: roi_pool(x, rois, (2, 3)), lambda x: roi_pool_loop(x, rois, (2, 3), 1.0))):
+        (ga,) = torch.autograd.grad((fast(inp) * up).sum(), inp)
+        (gb,) = torch.autograd.grad((slow(inp) * up).sum(), inp)
+        assert torch.allclose(ga, gb, atol=1e-10)
