@@ -114,7 +114,7 @@ def build(section, ctx) -> None:
         except CnnkitError as e:
             section.text(f"HED's VGG-16 weights are not available here ({e}); the section needs them.")
             return
-        base = StyleConfig(size=size, steps=steps, lr=LR, seed=ctx.seed)
+        base = StyleConfig(size=size, steps=steps, lr=LR, seed=ctx.seed, frames_every=max(1, steps // 5))
         start = time.perf_counter()
         main = style_transfer(content_full, [style_full], base, network=(hed.model, hed.norm))
         main_s = time.perf_counter() - start
@@ -124,6 +124,9 @@ def build(section, ctx) -> None:
                                                                         f"G after {steps} steps"],
                                f"HED VGG-16, style relu1_1..relu5_1, content relu4_2, {size} px"), "result",
                    "The photo's layout with the painting's colours and swirling strokes.")
+    frames = [(0, content_small.astype(np.float32) / 255.0), *main.frames[:-1]]
+    section.figure(_row_figure([f for _, f in frames], [f"step {s}" for s, _ in frames], "G during the optimisation"),
+                   "frames", "Colours change first (the shallow layers' Gram matrices), then strokes appear.")
     h0, h1 = main.history[0], main.history[-1]
     section.figure(_curves(main.history), "costs", "J_style falls by orders of magnitude; J_content rises from 0 "
                    "as G leaves the content image, until the two balance.")
@@ -172,10 +175,10 @@ def build(section, ctx) -> None:
     section.text(text)
 
     # -- content layer depth and alpha / beta
-    depth = ["relu2_2", "relu3_2", "relu4_2", "relu5_2"]
+    depth = ["relu2_2", "relu4_2", "relu5_2"]
     ab = [(10, 4), (10, 40), (10, 400)]
     if ctx.quick:
-        depth, ab = depth[1:3], ab[:2]
+        depth, ab = depth[::2], ab[:2]
     pics, titles = [], []
     with torch_threads(2):
         for layer in depth:
