@@ -179,3 +179,19 @@ def test_fit_trains_a_detector_and_reports_map(tmp_path):
     again, meta = load_model_file(tmp_path / "best.safetensors")
     assert meta["task"] == "detection"
     torch.testing.assert_close(again.anchors, model.anchors)
+
+
+def test_soft_argmax_matches_a_loop_and_peaks():
+    from cnnkit.detect.landmarks import soft_argmax
+
+    maps = torch.randn(2, 3, 5, 7)
+    got = soft_argmax(maps)
+    for n in range(2):
+        for k in range(3):
+            p = torch.softmax(maps[n, k].flatten(), 0).view(5, 7)
+            x = sum(float(p[i, j]) * (j + 0.5) / 7 for i in range(5) for j in range(7))
+            y = sum(float(p[i, j]) * (i + 0.5) / 5 for i in range(5) for j in range(7))
+            torch.testing.assert_close(got[n, k], torch.tensor([x, y]), rtol=1e-5, atol=1e-6)
+    sharp = torch.full((1, 1, 8, 8), -50.0)
+    sharp[0, 0, 2, 5] = 50.0  # a single peak at row 2, column 5: its cell's centre
+    torch.testing.assert_close(soft_argmax(sharp)[0, 0], torch.tensor([5.5 / 8, 2.5 / 8]))

@@ -21,7 +21,6 @@ if TYPE_CHECKING:  # cnnkit.models imports this module: no runtime import back
 from cnnkit.augment import functional as AF
 from cnnkit.augment.sample import Sample
 from cnnkit.augment.transforms import Transform
-from cnnkit.detect.localization import SpatialHead
 
 
 def swap_pairs(points: Tensor, pairs: Sequence[tuple[int, int]]) -> Tensor:
@@ -85,8 +84,26 @@ def landmark_loss(output: Tensor, y: Tensor) -> tuple[Tensor, dict[str, float]]:
     return loss, {"mse": float(loss.detach())}
 
 
+def soft_argmax(heatmaps: Tensor) -> Tensor:
+    """Expected (x, y) of each heatmap under its softmax, as fractions of the map: (N, K, h, w) -> (N, K, 2).
+
+    A differentiable argmax: the network regresses each landmark's (l_x, l_y) as the centre of mass of a map it
+    predicts, so every position of the feature map learns the same "is the landmark here?" detector
+    (convolutions share weights), instead of a fully connected layer learning each position separately.
+    """
+    n, k, h, w = heatmaps.shape
+    p = torch.softmax(heatmaps.flatten(2), -1).view(n, k, h, w)
+    xs = (torch.arange(w, device=heatmaps.device, dtype=p.dtype) + 0.5) / w
+    ys = (torch.arange(h, device=heatmaps.device, dtype=p.dtype) + 0.5) / h
+    return torch.stack([(p.sum(2) * xs).sum(-1), (p.sum(3) * ys).sum(-1)], -1)
+
+
 class LandmarkNet(nn.Module):
     """A zoo backbone with a landmark head: output (N, K, 2) of (x, y) as fractions of the image.
+
+    The head turns the feature map of `stage` into K heatmaps (a 3x3 convolution, then a 1x1 one) and returns
+    their `soft_argmax` plus a small learnt offset per landmark (what the centre of mass cannot reach near the
+    border).
 
     Args:
         backbone: any zoo Backbone.
@@ -103,10 +120,11 @@ class LandmarkNet(nn.Module):
         self.num_landmarks = num_landmarks
         self.stage = stage % len(backbone.stage_channels)
         self.default_input_size = tuple(input_size)
-        self.head = SpatialHead(backbone.stage_channels[self.stage], 2 * num_landmarks)
+        c = backbone.stage_channels[self.stage]
+        self.head = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
+                                  nn.Conv2d(c, num_landmarks, 1))
+        self.offset = nn.Parameter(torch.zeros(num_landmarks, 2))
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.head(self.backbone.forward_stages(x)[self.stage])
-        # no sigmoid: a landmark may lie outside the image (a hidden corner cut by the border), and a linear
-        # output learns faster near the edges
-        return out.view(len(x), self.num_landmarks, 2) + 0.5
+        maps = self.head(self.backbone.forward_stages(x)[self.stage])  # (N, K, h, w)
+        return soft_argmax(maps.float()) + self.offset

@@ -105,6 +105,10 @@ class LocalizationNet(nn.Module):
     """A zoo backbone with the localisation head: output (N, 5 + C) = (p_c logit, b_x, b_y, b_h, b_w, class logits),
     the four box numbers through a sigmoid (fractions of the image).
 
+    p_c and the box come from the spatial head (a box is a position); the class from globally pooled features, as a
+    classifier's head does (what an object is does not depend on where it is, and a pooled feature learns it once
+    instead of once per position).
+
     Args:
         backbone: any zoo Backbone; `stage` picks which of its `forward_stages` the head reads.
         num_classes: object classes.
@@ -120,8 +124,12 @@ class LocalizationNet(nn.Module):
         self.num_classes = num_classes
         self.stage = stage % len(backbone.stage_channels)
         self.default_input_size = tuple(input_size)
-        self.head = SpatialHead(backbone.stage_channels[self.stage], 5 + num_classes)
+        channels = backbone.stage_channels[self.stage]
+        self.head = SpatialHead(channels, 5)
+        self.classifier = nn.Linear(channels, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.head(self.backbone.forward_stages(x)[self.stage])
-        return torch.cat([out[:, :1], torch.sigmoid(out[:, 1:5]), out[:, 5:]], 1)
+        feats = self.backbone.forward_stages(x)[self.stage]
+        out = self.head(feats)  # (N, 5): p_c logit and the box before its sigmoid
+        cls = self.classifier(feats.mean((2, 3)))  # (N, C)
+        return torch.cat([out[:, :1], torch.sigmoid(out[:, 1:5]), cls], 1)
