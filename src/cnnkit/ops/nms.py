@@ -16,6 +16,8 @@ The kept set is that of the plain loop exactly (tests compare them, including ti
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -85,7 +87,8 @@ def _nms(boxes: Tensor, scores: Tensor, idxs: Tensor | None, iou_threshold: floa
     b = b.contiguous().numpy()
     s = scores.detach().float().numpy() if scores.dtype in (torch.float16, torch.bfloat16) else scores.detach().numpy()
     c = None if idxs is None else idxs.detach().to(torch.int64).numpy()
-    keep = _nms_numpy(b, s, c, iou_threshold)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        keep = _nms_numpy(b, s, c, iou_threshold)
     return torch.from_numpy(keep)
 
 
@@ -123,7 +126,7 @@ def _nms_numpy(b: np.ndarray, s: np.ndarray, c: np.ndarray | None, t: float) -> 
     area = (x2 - x1) * (y2 - y1)
     cls = None if c is None else c[order]
     grid = None
-    upper = np.triu(np.ones((_BLOCK, _BLOCK), dtype=bool), 1)
+    upper = _upper(_BLOCK)
     alive = np.ones(n, dtype=bool)
     kept = []
     pos = 0
@@ -156,13 +159,18 @@ def _nms_numpy(b: np.ndarray, s: np.ndarray, c: np.ndarray | None, t: float) -> 
     return order[keep].astype(np.int64)
 
 
+@functools.lru_cache(maxsize=4)
+def _upper(size: int) -> np.ndarray:
+    """Strict upper triangle mask (size, size): pairs (r, q) with r before q."""
+    return np.triu(np.ones((size, size), dtype=bool), 1)
+
+
 def _overlaps(i, j, x1, y1, x2, y2, area, cls, t) -> np.ndarray:
     """IoU(i, j) > t (same category when given), broadcasting index arrays; box_iou's arithmetic."""
     iw = np.minimum(x2[i], x2[j]) - np.maximum(x1[i], x1[j])
     ih = np.minimum(y2[i], y2[j]) - np.maximum(y1[i], y1[j])
     inter = np.maximum(iw, 0) * np.maximum(ih, 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        hit = inter / (area[i] + area[j] - inter) > t
+    hit = inter / (area[i] + area[j] - inter) > t  # NaN for two empty boxes: not above t
     if cls is not None:
         hit &= cls[i] == cls[j]
     return hit
