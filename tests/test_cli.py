@@ -43,8 +43,8 @@ def test_help_shows_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "--epochs EPOCHS (default: 10)" in out
-    assert "(default: adamw)" in out
+    assert "--epochs EPOCHS (default: 10, or the task's)" in out  # a task may set its own (Task.train_defaults)
+    assert "(default: adamw, or the task's)" in out
     assert "seed of weights, data order and augmentation (default: 0)" in out
     assert "(default 64) (default" not in out and "(default: None)" not in out and "(default: False)" not in out
 

@@ -47,19 +47,23 @@ def register(subparsers) -> None:
                                                   "(classifiers: digits, shapes, folders, CSV)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder for checkpoints and logs")
     # flags in TRAIN_DEFAULTS default to None: the model's task may set its own defaults (Task.train_defaults)
-    p.add_argument("--epochs", type=positive_int, default=None, help="(default 10)")
-    p.add_argument("--batch-size", type=positive_int, default=None, help="per process under torchrun (default 64)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="(default: 10, or the task's)")
+    p.add_argument("--batch-size", type=positive_int, default=None,
+                   help="per process under torchrun (default: 64, or the task's)")
     p.add_argument("--lr", type=_positive_float, default=None,
                    help="peak learning rate (default: 1e-3 for adam/adamw, 0.05 for sgd)")
-    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default=None, help="(default adamw)")
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default=None,
+                   help="(default: adamw, or the task's)")
     p.add_argument("--schedule", choices=["none", "cosine", "step", "onecycle"], default=None,
-                   help="(default cosine)")
-    p.add_argument("--momentum", type=float, default=None, help="SGD momentum / Adam beta1 (default 0.9)")
-    p.add_argument("--weight-decay", type=float, default=None, help="(default 5e-4)")
-    p.add_argument("--warmup-epochs", type=float, default=None, help="(default 0)")
+                   help="(default: cosine, or the task's)")
+    p.add_argument("--momentum", type=float, default=None,
+                   help="SGD momentum / Adam beta1 (default: 0.9, or the task's)")
+    p.add_argument("--weight-decay", type=float, default=None, help="(default: 5e-4, or the task's)")
+    p.add_argument("--warmup-epochs", type=float, default=None, help="(default: 0, or the task's)")
     p.add_argument("--step-size", type=positive_int, default=10, help="'step' schedule period in epochs")
     p.add_argument("--gamma", type=float, default=0.1, help="'step' schedule factor")
-    p.add_argument("--grad-clip", type=_positive_float, default=None, metavar="MAX_NORM", help="(default: none)")
+    p.add_argument("--grad-clip", type=_positive_float, default=None, metavar="MAX_NORM",
+                   help="(default: none, or the task's)")
     p.add_argument("--early-stopping", type=positive_int, default=None, metavar="PATIENCE",
                    help="stop after PATIENCE epochs without a better validation metric (accuracy for classifiers)")
     p.add_argument("--label-smoothing", type=_fraction, default=0.0, help="classification only")
