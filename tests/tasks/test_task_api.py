@@ -263,3 +263,14 @@ def test_resuming_a_run_of_another_task_is_refused(tmp_path):
     with pytest.raises(InputError, match="trained a test_regression task, not classification"):
         fit(SameWeightsNoTask(), ds, None, TrainConfig(epochs=2, batch_size=8), out_dir=tmp_path, resume=True,
             progress=False)
+
+
+def test_a_meter_without_the_best_metric_is_named():
+    from cnnkit.train import TrainConfig, fit
+
+    class Wrong(_Regression):
+        best_metric = "rmse"  # the meter reports "mse"
+
+    ds = TensorDataset(torch.randn(16, 3), torch.randn(16, 1))
+    with pytest.raises(ValueError, match="has no 'rmse'.*'mse'"):
+        fit(_Regressor(), ds, ds, TrainConfig(epochs=1, batch_size=8), progress=False, task=Wrong())

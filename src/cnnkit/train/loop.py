@@ -433,7 +433,12 @@ class Trainer:
             self._train_epoch()
             row = self._end_epoch(started)
             self.history.append(row)
-            value = None if self.val_data is None else self.last_val.get(self.task.best_metric)
+            value = None
+            if self.val_data is not None:
+                if self.task.best_metric not in self.last_val:  # a task's bug: say which key is missing
+                    raise ValueError(f"task {self.task.name!r}: its meter's compute() has no {self.task.best_metric!r} "
+                                     f"(the best_metric); it gave {sorted(self.last_val)}")
+                value = self.last_val[self.task.best_metric]
             if self.task.is_better(value, self.best_value):
                 self.best_value = value
                 if self.out_dir is not None and distributed.is_main():
