@@ -127,3 +127,22 @@ def test_equal_ious_go_to_the_last_ground_truth_as_in_pycocotools(swap):
                {"image_id": 1, "category_id": 1, "bbox": [0.0, 0.0, 10.0, 6.0], "score": 0.8}]
     ours, _ = assert_same_as_pycocotools(gt, results)
     assert ours.summary()["map50"] == pytest.approx(1.0 if not swap else 0.5, abs=0.01)
+
+
+def test_boxes_of_the_wrong_length_are_refused():
+    gt, results = random_coco(9, n_images=5)
+    with pytest.raises(InputError, match=r"\[x, y, width, height\]"):
+        evaluate_coco(gt, [dict(r, bbox=r["bbox"] + [1.0]) for r in results[:4]])  # 4 x 5 numbers
+
+
+def test_in_memory_accepts_tensors_that_require_grad():
+    import torch
+
+    boxes = np.array([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 40.0, 45.0]])
+    targets = [{"boxes": torch.tensor(boxes), "labels": torch.tensor([1, 2])}]
+    preds = [{"boxes": torch.tensor(boxes + 1, requires_grad=True), "scores": torch.tensor([0.9, 0.8]),
+              "labels": torch.tensor([1, 2])}]
+    ref = evaluate_detections([{k: v.detach().numpy() for k, v in preds[0].items()}],
+                              [{k: v.numpy() for k, v in targets[0].items()}])
+    assert evaluate_detections(preds, targets).summary() == ref.summary()
+    assert ref.summary()["map50"] == 1.0

@@ -171,7 +171,7 @@ def evaluate_coco(gt: dict, results: list[dict], iou_type: str = "bbox") -> COCO
         g_crowd = np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool)
         g_id = np.array([a.get("id", n + 1) for n, a in enumerate(anns)], dtype=np.int64)
         if iou_type == "bbox":
-            g_box = np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4)
+            g_box = _boxes([a["bbox"] for a in anns], "ground-truth")
             g_area = np.array([a["area"] if "area" in a else a["bbox"][2] * a["bbox"][3] for a in anns],
                               dtype=np.float64)
         else:
@@ -183,7 +183,7 @@ def evaluate_coco(gt: dict, results: list[dict], iou_type: str = "bbox") -> COCO
         d_cat = np.array([r["category_id"] for r in results], dtype=np.int64)
         d_score = np.array([r["score"] for r in results], dtype=np.float64)
         if iou_type == "bbox":
-            d_box = np.array([r["bbox"] for r in results], dtype=np.float64).reshape(-1, 4)
+            d_box = _boxes([r["bbox"] for r in results], "result")
             d_area = d_box[:, 2] * d_box[:, 3]
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"a result is missing or has a malformed field (image_id, category_id, score, "
@@ -208,6 +208,24 @@ def evaluate_coco(gt: dict, results: list[dict], iou_type: str = "bbox") -> COCO
         iou_fn = _segm_iou_fn(g_rle, d_rle, g_crowd[g_keep])
     precision, recall = _evaluate(gt_side, dt_side, len(img_ids), len(cat_ids), MAX_DETS, iou_fn)
     return COCOEvalResult(precision, recall, _stats(precision, recall), cat_ids, iou_type, MAX_DETS, cat_names)
+
+
+def _boxes(rows: list, what: str) -> np.ndarray:
+    """float64 (N, 4) from a list of [x, y, w, h]; anything else is a malformed field, not a silent reshape."""
+    arr = np.array(rows, dtype=np.float64)
+    if len(rows) == 0:
+        return arr.reshape(0, 4)
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise InputError(f"every {what} bbox must be [x, y, width, height]; got rows of shape {arr.shape[1:]}"
+                         " (malformed field)")
+    return arr
+
+
+def _array(x, dtype) -> np.ndarray:
+    """A NumPy array from a list, an array or a (CPU) tensor, without importing torch."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=dtype)
 
 
 def _check_known(what: str, ids: np.ndarray, index: dict) -> None:
@@ -286,21 +304,21 @@ def evaluate_detections(predictions: list[dict], targets: list[dict], *, box_for
     def arrays(items, with_scores):
         boxes, labels, scores, img, extra_crowd, extra_area = [], [], [], [], [], []
         for n, it in enumerate(items):
-            b = np.asarray(it["boxes"], dtype=np.float64).reshape(-1, 4)
+            b = _array(it["boxes"], np.float64).reshape(-1, 4)
             if box_format == "xyxy":
                 b = np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], axis=1)
-            lab = np.asarray(it["labels"]).reshape(-1).astype(np.int64)
+            lab = _array(it["labels"], np.int64).reshape(-1)
             if len(lab) != len(b):
                 raise InputError(f"image {n}: {len(b)} boxes but {len(lab)} labels")
             boxes.append(b)
             labels.append(lab)
             img.append(np.full(len(b), n, dtype=np.int64))
             if with_scores:
-                scores.append(np.asarray(it["scores"], dtype=np.float64).reshape(-1))
+                scores.append(_array(it["scores"], np.float64).reshape(-1))
             else:
-                extra_crowd.append(np.asarray(it.get("iscrowd", np.zeros(len(b))), dtype=bool).reshape(-1))
+                extra_crowd.append(_array(it.get("iscrowd", np.zeros(len(b))), bool).reshape(-1))
                 area = it.get("area")
-                extra_area.append(b[:, 2] * b[:, 3] if area is None else np.asarray(area, dtype=np.float64).reshape(-1))
+                extra_area.append(b[:, 2] * b[:, 3] if area is None else _array(area, np.float64).reshape(-1))
         cat = lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dtype=dt)  # noqa: E731
         return (np.concatenate(boxes) if boxes else np.zeros((0, 4)), cat(labels, np.int64), cat(scores, np.float64),
                 cat(img, np.int64), cat(extra_crowd, bool), cat(extra_area, np.float64))

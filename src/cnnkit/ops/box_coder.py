@@ -87,8 +87,8 @@ class BoxCoder:
         if isinstance(boxes, list | tuple):
             boxes = torch.cat(list(boxes), 0)
         n = boxes.shape[0]
-        if rel_codes.shape[0] != n and rel_codes.numel() % (4 * max(n, 1)) == 0:
-            rel_codes = rel_codes.reshape(n, -1)
+        if n > 0:
+            rel_codes = rel_codes.reshape(n, -1)  # as torchvision: codes of all images, one row per box
         return self.decode_single(rel_codes, boxes).reshape(n, -1, 4)
 
     def decode_single(self, rel_codes: Tensor, boxes: Tensor) -> Tensor:
