@@ -8,6 +8,7 @@ InceptionResnet and training code) is skipped. For tests and benchmarks only.
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -41,6 +42,10 @@ def load_facenet_mtcnn():
         if name not in sys.modules:
             pkg = types.ModuleType(name)
             pkg.__path__ = [path]
+            # a spec like the real one's, so find_spec (the weights registry's lookup) still finds the folder
+            pkg.__spec__ = importlib.machinery.ModuleSpec(name, None, origin=os.path.join(path, "__init__.py"),
+                                                          is_package=True)
+            pkg.__spec__.submodule_search_locations = [path]
             sys.modules[name] = pkg
     from facenet_pytorch.models.mtcnn import MTCNN
 

@@ -123,3 +123,13 @@ def test_no_triplets_gives_zero_with_gradient():
     assert loss.item() == 0.0
     loss.backward()
     assert emb.grad is not None
+
+
+def test_active_fraction_counts_all_valid_triplets_when_the_miner_keeps_only_active_ones():
+    emb = torch.randn(12, 4, generator=torch.Generator().manual_seed(3))
+    lab = torch.arange(12) // 3
+    brute = _brute(emb, lab.tolist())
+    loss = TripletLoss(0.2, miner=AllTripletsMiner(active_only=True, margin=0.2))
+    loss(emb, lab)
+    assert loss.last_stats["triplets"] == len(brute)
+    assert loss.last_stats["active"] == sum(t[3] - t[4] + 0.2 > 0 for t in brute)

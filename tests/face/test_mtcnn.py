@@ -84,3 +84,4 @@ def test_nms_min_against_a_loop():
         boxes = np.concatenate([xy, xy + rng.uniform(5, 30, (15, 2))], 1)
         scores = rng.permutation(15).astype(np.float64)  # distinct
         assert _nms_min(boxes, scores, 0.7).tolist() == _nms_min_loop(boxes, scores, 0.7)
+

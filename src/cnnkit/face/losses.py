@@ -77,6 +77,7 @@ class AllTripletsMiner:
     def __call__(self, embeddings: torch.Tensor, labels: torch.Tensor) -> Triplets:
         pos, neg = _masks(labels)
         valid = pos[:, :, None] & neg[:, None, :]  # (B, B, B): [a, p, n]
+        self.last_valid = int(valid.sum())  # before the active filter: the loss reports the active share of these
         if self.active_only:
             d = self.distance.pairwise(embeddings, embeddings)
             valid &= d[:, :, None] - d[:, None, :] + self.margin > 0
@@ -171,7 +172,8 @@ class TripletLoss(nn.Module):
         distance: "squared_l2", "l2", "cosine", or a distance object.
         reduction: "sum", "mean" or "none".
 
-    After each call, `last_stats` holds {"triplets": T, "active": triplets with a positive loss}.
+    After each call, `last_stats` holds {"triplets": T, "active": triplets with a positive loss}; with a miner
+    that keeps only active triplets, T counts every valid triplet it looked at.
     """
 
     def __init__(self, margin: float = 0.2, miner="semi_hard", distance="squared_l2", reduction: str = "sum"):
@@ -186,6 +188,7 @@ class TripletLoss(nn.Module):
         a, p, n = self.miner(embeddings, labels)
         per = triplet_loss(embeddings[a], embeddings[p], embeddings[n], margin=self.margin,
                            distance=self.distance, reduction="none")
-        self.last_stats = {"triplets": float(len(per)), "active": float((per > 0).sum())}
+        valid = getattr(self.miner, "last_valid", None) if getattr(self.miner, "active_only", False) else None
+        self.last_stats = {"triplets": float(len(per) if valid is None else valid), "active": float((per > 0).sum())}
         out = reduce(per, self.reduction)
         return out + 0.0 * embeddings.sum() if len(per) == 0 else out  # keep the graph when nothing was mined

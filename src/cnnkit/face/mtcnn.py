@@ -101,11 +101,12 @@ class MTCNN:
         img = torch.from_numpy(np.array(a[..., :3], np.float32)).permute(2, 0, 1)[None]  # (1, 3, H, W), a copy
         h, w = img.shape[2:]
 
-        # stage 1: P-Net over the pyramid
+        # stage 1: P-Net over the pyramid; channels-last: the area resampling, P-Net's convolutions and its
+        # ceil-mode pooling run faster on CPU, with the same values
+        img_cl = img.contiguous(memory_format=torch.channels_last)
         boxes = []
         for scale in self.scales(h, w):
-            x = F.interpolate(img, size=(int(h * scale + 1), int(w * scale + 1)), mode="area")
-            # channels-last: P-Net's convolutions and ceil-mode pooling run about 1.7x faster on CPU
+            x = F.interpolate(img_cl, size=(int(h * scale + 1), int(w * scale + 1)), mode="area")
             reg, prob = self.pnet(((x - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last))
             reg, prob = reg.contiguous(), prob.contiguous()
             b = _windows(reg[0], prob[0, 1], scale, self.thresholds[0])  # (n, 9): box, score, offsets
