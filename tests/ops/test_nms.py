@@ -121,3 +121,34 @@ def test_filter_detections_threshold_nms_and_top_k():
     out = filter_detections(boxes, multi, score_threshold=0.15, max_detections=3)
     assert out["indices"].tolist() == [0, 0, 2] and out["labels"].tolist() == [0, 1, 0]
     assert out["scores"].tolist() == pytest.approx([0.9, 0.6, 0.3])
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(0, 40), classes=st.integers(1, 4), seed=st.integers(0, 100_000), per_class_boxes=st.booleans(),
+       thr=st.sampled_from([0.0, 0.3, 0.6]), top=st.integers(1, 30), min_size=st.sampled_from([0.0, 8.0]))
+def test_filter_detections_matches_loop(n, classes, seed, per_class_boxes, thr, top, min_size):
+    g = torch.Generator().manual_seed(seed)
+    boxes, _ = clustered(n, seed, 3)
+    if per_class_boxes:
+        boxes = boxes[:, None, :] + torch.randn(n, classes, 4, generator=g)
+    scores = torch.rand(n, classes, generator=g)
+    out = filter_detections(boxes, scores, score_threshold=0.3, iou_threshold=thr, max_detections=top,
+                            min_size=min_size)
+    # reference: every (box, class) above the threshold and large enough, NMS per class, best `top` overall
+    cand = []
+    for i in range(n):
+        for c in range(classes):
+            b = boxes[i, c] if per_class_boxes else boxes[i]
+            if scores[i, c] >= 0.3 and b[2] - b[0] >= min_size and b[3] - b[1] >= min_size:
+                cand.append((i, c, b))
+    kept = []
+    for c in range(classes):
+        rows = [k for k, x in enumerate(cand) if x[1] == c]
+        if rows:
+            bs = torch.stack([cand[k][2] for k in rows])
+            ss = torch.stack([scores[cand[k][0], c] for k in rows])
+            kept += [rows[k] for k in nms_loop(bs, ss, thr)]
+    kept.sort(key=lambda k: (-float(scores[cand[k][0], cand[k][1]]), k))
+    kept = kept[:top]
+    assert out["indices"].tolist() == [cand[k][0] for k in kept]
+    assert out["labels"].tolist() == [cand[k][1] for k in kept]

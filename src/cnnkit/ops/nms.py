@@ -279,25 +279,19 @@ def filter_detections(
         of the input box each detection came from)}, by decreasing score.
     """
     if scores.ndim == 2:
-        n, num_classes = scores.shape
-        rows = torch.arange(n, device=scores.device)[:, None].expand(n, num_classes).reshape(-1)
-        cls = torch.arange(num_classes, device=scores.device)[None, :].expand(n, num_classes).reshape(-1)
-        if boxes.ndim == 3:
-            if boxes.shape[:2] != scores.shape:
-                raise InputError(f"boxes {tuple(boxes.shape)} do not match scores {tuple(scores.shape)}")
-            flat_boxes = boxes.reshape(-1, 4)
-        else:
-            flat_boxes = boxes[rows]
-        flat_scores = scores.reshape(-1)
+        if boxes.ndim == 3 and boxes.shape[:2] != scores.shape:
+            raise InputError(f"boxes {tuple(boxes.shape)} do not match scores {tuple(scores.shape)}")
+        rows, c = torch.where(scores >= score_threshold)  # threshold first: a YOLO head has N * C candidates
+        b = boxes[rows, c] if boxes.ndim == 3 else boxes[rows]
+        s = scores[rows, c]
     else:
         _check(boxes, scores)
-        rows = torch.arange(boxes.shape[0], device=boxes.device)
-        cls = labels.to(torch.int64) if labels is not None else torch.zeros_like(rows)
-        flat_boxes, flat_scores = boxes, scores
-    sel = torch.where(flat_scores >= score_threshold)[0]
+        rows = torch.where(scores >= score_threshold)[0]
+        c = labels[rows].to(torch.int64) if labels is not None else torch.zeros_like(rows)
+        b, s = boxes[rows], scores[rows]
     if min_size > 0:
-        sel = sel[remove_small_boxes(flat_boxes[sel], min_size)]
-    b, s, c = flat_boxes[sel], flat_scores[sel], cls[sel]
+        big = remove_small_boxes(b, min_size)
+        rows, c, b, s = rows[big], c[big], b[big], s[big]
     keep = nms(b, s, iou_threshold) if class_agnostic else batched_nms(b, s, c, iou_threshold)
     keep = keep[:max_detections]
-    return {"boxes": b[keep], "scores": s[keep], "labels": c[keep], "indices": rows[sel][keep]}
+    return {"boxes": b[keep], "scores": s[keep], "labels": c[keep], "indices": rows[keep]}
