@@ -1,7 +1,8 @@
 """NMS speed: cnnkit.ops.nms against OpenCV's cv2.dnn.NMSBoxes on the same boxes, with the same kept set.
 
-Boxes imitate a detector's output before NMS: jittered copies of a number of objects (50 boxes per object by
-default, widths 20-200 px in a 1000 x 1000 image), uniform random scores, IoU threshold 0.5. cnnkit is given
+Boxes imitate a detector's output before NMS: jittered copies of a number of objects (50, 10 or 200 boxes per
+object, widths 20-200 px in a 1000 x 1000 image), plus boxes spread uniformly (per object 0), uniform random
+scores, IoU threshold 0.5. cnnkit is given
 float32 torch tensors (boxes xyxy) and returns a tensor; OpenCV is given NumPy arrays (boxes xywh) as its users
 call it, score threshold 0 (every score is above it). Both on one thread, timed in alternating rounds; the
 median round counts, so a busy machine slows both alike. Every case first checks the kept sets are equal.
@@ -38,8 +39,12 @@ def cpu_name() -> str:
 
 
 def make_boxes(n: int, boxes_per_object: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """n float32 xyxy boxes clustered around n / boxes_per_object objects, and their scores."""
+    """n float32 xyxy boxes clustered around n / boxes_per_object objects (0: uniform, 10-100 px), and scores."""
     rng = np.random.default_rng(seed)
+    if boxes_per_object == 0:  # no clusters: boxes anywhere, most of them kept
+        xy = rng.uniform(0, 1000, (n, 2))
+        boxes = np.concatenate([xy, xy + rng.uniform(10, 100, (n, 2))], 1).astype(np.float32)
+        return boxes, rng.random(n).astype(np.float32)
     objects = max(1, n // boxes_per_object)
     centre = rng.uniform(50, 950, (objects, 2))
     size = rng.uniform(20, 200, (objects, 2))
@@ -64,7 +69,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,10000")
-    parser.add_argument("--per-object", default="50,10,200", help="boxes per object (cluster sizes) to try")
+    parser.add_argument("--per-object", default="50,10,200,0", help="boxes per object (cluster sizes); 0 = uniform")
     parser.add_argument("--iou", type=float, default=0.5)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=0.2, help="time per measurement")
