@@ -32,7 +32,7 @@ def _read_json(path: str, what: str):
     from cnnkit.errors import FileFormatError, MissingFileError
 
     if not os.path.exists(path):
-        raise MissingFileError(f"{what} file {path} does not exist")
+        raise MissingFileError(f"{what} file {path} does not exist; check the path")
     if os.path.isdir(path):
         raise FileFormatError(f"{what} {path} is a folder; give the JSON file")
     try:
