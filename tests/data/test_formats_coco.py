@@ -47,7 +47,64 @@ def test_rle_counts_matches_pycocotools():
                 runs.append(n)
                 cur, n = v, 1
         runs.append(n)
-        assert counts == runs
+        assert counts.tolist() == runs
+
+
+def _rle_counts_loop(s: str) -> list[int]:
+    """pycocotools' rleFrString as a plain loop: the slow reference of the vectorised decoder."""
+    counts: list[int] = []
+    p = 0
+    while p < len(s):
+        x, k, more = 0, 0, True
+        while more:
+            if p >= len(s):
+                raise ValueError("truncated")
+            c = ord(s[p]) - 48
+            if not 0 <= c < 64:
+                raise ValueError("alphabet")
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if k > 12:
+                raise ValueError("too long")
+            if not more and (c & 0x10):
+                x |= -1 << (5 * k)
+        if abs(x) >= 2**40:
+            raise ValueError("too large")
+        if len(counts) > 2:
+            x += counts[-2]
+        counts.append(x)
+    return counts
+
+
+@settings(max_examples=300, deadline=None)
+@given(s=st.one_of(st.text(alphabet=st.characters(min_codepoint=40, max_codepoint=115), max_size=60),
+                   st.lists(st.integers(-(2**36), 2**36), max_size=20).map(lambda v: _encode(v))))
+def test_vectorised_rle_decoder_equals_the_loop(s):
+    try:
+        want = _rle_counts_loop(s)
+    except ValueError:
+        with pytest.raises(ValueError):
+            rle_counts(s)
+        return
+    assert rle_counts(s).tolist() == want
+
+
+def _encode(values: list[int]) -> str:
+    """pycocotools' rleToString for arbitrary run lengths (the deltas from the fourth value on)."""
+    out = []
+    for i, v in enumerate(values):
+        x = v - values[i - 2] if i > 2 else v
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = x != -1 if c & 0x10 else x != 0
+            if more:
+                c |= 0x20
+            out.append(chr(c + 48))
+    return "".join(out)
 
 
 def test_polygon_masks_and_image_lookup(tmp_path):
@@ -241,3 +298,37 @@ def test_pycocotools_reads_what_we_write(tmp_path):
             ev.accumulate()
             ev.summarize()
             assert ev.stats[0] == pytest.approx(1.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(items=st.lists(st.tuples(
+    st.one_of(st.text(alphabet=st.characters(min_codepoint=40, max_codepoint=115), max_size=30),
+              st.lists(st.integers(-5, 40), max_size=12).map(lambda v: _encode(v)),
+              st.just("é")),
+    st.integers(0, 60)), max_size=12))
+def test_batched_rle_check_equals_one_by_one(items):
+    """check_rle_strings on many strings at once gives the verdict rle_counts + the coverage check gives each."""
+    from cnnkit.data.coco import check_rle_strings
+
+    strings, pixels = [s for s, _ in items], [p for _, p in items]
+    got = check_rle_strings(strings, pixels)
+    for s, p, verdict in zip(strings, pixels, got, strict=True):
+        try:
+            c = rle_counts(s)
+            ok = bool(np.all(c >= 0)) and int(c.sum()) == p and len(c) <= p + 1
+        except ValueError:
+            ok = False
+        assert (verdict == "") == ok, (s, p, verdict)
+
+
+def test_batched_rle_check_accepts_real_masks_and_names_bad_ones():
+    from cnnkit.data.annotations import encode_masks
+    from cnnkit.data.coco import check_rle_strings
+
+    rng = np.random.default_rng(1)
+    masks = (rng.random((30, 7, 11)) < rng.random((30, 1, 1))).astype(np.uint8)
+    strings = [r["counts"] for r in encode_masks(masks)]
+    assert check_rle_strings(strings, [77] * 30) == [""] * 30
+    verdicts = check_rle_strings([strings[0], strings[1][:-1] + "z", "", strings[2]], [77, 77, 77, 78])
+    assert verdicts[0] == "" and "cover" in verdicts[3] and "cover" in verdicts[2]
+    assert verdicts[1] != ""

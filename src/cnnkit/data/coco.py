@@ -46,34 +46,121 @@ def _is_num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def rle_counts(s: str) -> list[int]:
-    """The run lengths of a compressed COCO RLE string (pycocotools' rleFrString, in Python, with checks)."""
-    counts: list[int] = []
-    p = 0
-    while p < len(s):
-        x, k, more = 0, 0, True
-        while more:
-            if p >= len(s):
-                raise ValueError("truncated RLE string")
-            c = ord(s[p]) - 48
-            if not 0 <= c < 64:
-                raise ValueError(f"character {s[p]!r} is not RLE")
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p += 1
-            k += 1
-            if k > 12:
-                raise ValueError("RLE number too long")
-            if not more and (c & 0x10):
-                x |= -1 << (5 * k)
-        if len(counts) > 2:
-            x += counts[-2]
-        counts.append(x)
-    return counts
+def rle_counts(s: str) -> np.ndarray:
+    """The run lengths (int64) of a compressed COCO RLE string: pycocotools' rleFrString, vectorised, with checks.
+
+    Each number is 1-12 characters of 6 bits (48 + value): 5 data bits, least significant group first, 0x20 =
+    "more follows", 0x10 in the last group = negative; from the fourth number on, each adds the one two before.
+
+    Raises:
+        ValueError: a character outside the alphabet, a truncated or over-long number.
+    """
+    try:
+        b = np.frombuffer(s.encode("ascii"), np.uint8).astype(np.int64) - 48
+    except UnicodeEncodeError:
+        raise ValueError("RLE strings hold ASCII characters only") from None
+    if len(b) == 0:
+        return np.zeros(0, np.int64)
+    if b.min() < 0 or b.max() >= 64:
+        bad = chr(int(b[(b < 0) | (b >= 64)][0]) + 48)
+        raise ValueError(f"character {bad!r} is not RLE")
+    ends = (b & 0x20) == 0
+    if not ends[-1]:
+        raise ValueError("truncated RLE string")
+    last = np.flatnonzero(ends)
+    first = np.concatenate([[0], last[:-1] + 1])
+    length = last - first + 1
+    if length.max() > 12:
+        raise ValueError("RLE number too long")
+    k = np.arange(len(b)) - np.repeat(first, length)  # position of each character within its number
+    x = np.add.reduceat((b & 0x1F) << (5 * k), first)
+    negative = (b[last] & 0x10) != 0
+    x[negative] -= np.left_shift(1, 5 * length[negative])
+    if np.abs(x).max() >= 2**40:  # no image has that many pixels; also keeps the sums below from overflowing
+        raise ValueError("RLE number too large")
+    x[1::2] = np.cumsum(x[1::2])  # counts[m] += counts[m - 2] for m > 2: running sums of odd and even positions
+    x[2::2] = np.cumsum(x[2::2])
+    return x
 
 
-def _check_segmentation(seg, height: int, width: int) -> str:
-    """'' when `seg` is a valid COCO segmentation for an image of this size, else why not."""
+def check_rle_strings(strings: list[str], pixels: list[int]) -> list[str]:
+    """Check many compressed RLE strings in one vectorised pass: for each, '' when its run lengths are valid for an
+    image of `pixels[i]` pixels (non-negative, covering it exactly), else why not (the words `rle_counts` uses).
+
+    The same decoding as `rle_counts`, on all strings at once: a file of 100,000 masks is checked in a few numpy
+    calls instead of 100,000.
+    """
+    n = len(strings)
+    out = [""] * n
+    ascii_ok = [st.isascii() for st in strings]
+    strings = [st if ok else "" for st, ok in zip(strings, ascii_ok, strict=True)]
+    for i, ok in enumerate(ascii_ok):
+        if not ok:
+            out[i] = "RLE counts: RLE strings hold ASCII characters only"
+    lens = np.asarray([len(st) for st in strings], np.int64)
+    total = int(lens.sum())
+    px = np.asarray(pixels, np.int64)
+    if total == 0:
+        miss = "RLE run lengths do not cover the image exactly"
+        return [o or ("" if p == 0 else miss) for o, p in zip(out, px, strict=True)]
+    b = np.frombuffer("".join(strings).encode("ascii"), np.uint8).astype(np.int64) - 48
+    sid = np.repeat(np.arange(n), lens)  # string of each character
+    bad_char = np.bincount(sid[(b < 0) | (b >= 64)], minlength=n) > 0
+    b = np.clip(b, 0, 63)
+    str_last = np.cumsum(lens) - 1
+    nonempty = lens > 0
+    ends = (b & 0x20) == 0
+    truncated = nonempty & ~ends[np.where(nonempty, str_last, 0)]
+    ends[str_last[nonempty]] = True  # numbers never run from one string into the next
+    last = np.flatnonzero(ends)
+    first = np.concatenate([[0], last[:-1] + 1])
+    length = last - first + 1
+    num_sid = sid[last]  # string of each number (ascending)
+    too_long = np.bincount(num_sid[length > 12], minlength=n) > 0
+    k = np.minimum(np.arange(len(b)) - np.repeat(first, length), 11)
+    x = np.add.reduceat((b & 0x1F) << (5 * k), first)
+    neg = (b[last] & 0x10) != 0
+    x[neg] -= np.left_shift(1, 5 * np.minimum(length[neg], 12))
+    too_large = np.bincount(num_sid[np.abs(x) >= 2**40], minlength=n) > 0
+    x = np.clip(x, -(2**40), 2**40)
+    nnum = np.bincount(num_sid, minlength=n)
+    first_num = np.searchsorted(num_sid, np.arange(n))  # index of each string's first number
+    m = np.arange(len(x)) - first_num[num_sid]  # position of each number within its string
+    # counts[m] += counts[m - 2] for m > 2: running sums per (string, m == 0 / odd / even >= 2)
+    group = num_sid * 3 + np.where(m == 0, 0, np.where(m % 2 == 1, 1, 2))
+    order = np.argsort(group, kind="stable")
+    xs, gs = x[order], group[order]
+    cs = np.cumsum(xs)
+    starts = np.flatnonzero(np.concatenate([[True], gs[1:] != gs[:-1]]))
+    cs -= np.repeat(cs[starts] - xs[starts], np.diff(np.concatenate([starts, [len(gs)]])))
+    counts = np.empty_like(x)
+    counts[order] = cs
+    negative = np.bincount(num_sid[counts < 0], minlength=n) > 0
+    sums = np.zeros(n, np.int64)
+    has = nnum > 0
+    sums[has] = np.add.reduceat(counts, first_num[has])
+    cover_bad = (sums != px) | (nnum > px + 1) | (nnum > 2**22)
+    for i in range(n):
+        if out[i]:
+            continue
+        if bad_char[i]:
+            out[i] = "RLE counts: a character is not RLE"
+        elif truncated[i]:
+            out[i] = "RLE counts: truncated RLE string"
+        elif too_long[i]:
+            out[i] = "RLE counts: RLE number too long"
+        elif too_large[i]:
+            out[i] = "RLE counts: RLE number too large"
+        elif negative[i] or cover_bad[i]:
+            out[i] = "RLE run lengths do not cover the image exactly"
+    return out
+
+
+def _check_segmentation(seg, height: int, width: int, rle_verdict: str | None = None) -> str:
+    """'' when `seg` is a valid COCO segmentation for an image of this size, else why not.
+
+    `rle_verdict`: the result of `check_rle_strings` for a compressed RLE string, when already known.
+    """
     if isinstance(seg, list):
         if not seg:
             return "segmentation is an empty list"
@@ -90,7 +177,11 @@ def _check_segmentation(seg, height: int, width: int) -> str:
     size = seg["size"]
     if not isinstance(size, list) or len(size) != 2 or [v for v in size] != [height, width]:
         return f"RLE size {size!r} differs from the image's [{height}, {width}]"
+    if height * width >= 2**31:  # pycocotools keeps run lengths in 32 bits
+        return f"a {width}x{height} image is too large for COCO RLE"
     counts = seg["counts"]
+    if isinstance(counts, str) and rle_verdict is not None:
+        return rle_verdict.replace("the image", f"the {width}x{height} image")
     if isinstance(counts, str):
         try:
             counts = rle_counts(counts)
@@ -98,7 +189,9 @@ def _check_segmentation(seg, height: int, width: int) -> str:
             return f"RLE counts: {e}"
     elif not isinstance(counts, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in counts):
         return "RLE counts must be a string or a list of whole numbers"
-    if any(v < 0 for v in counts) or sum(counts) != height * width:
+    else:  # Python ints of any size: kept as objects when int64 could overflow
+        counts = np.asarray(counts, dtype=object if counts and max(map(abs, counts)) >= 2**40 else np.int64)
+    if len(counts) > height * width + 1 or np.any(counts < 0) or int(counts.sum()) != height * width:
         return f"RLE run lengths do not cover the {width}x{height} image exactly"
     return ""
 
@@ -173,6 +266,7 @@ def read_coco(path, *, image_root=None, strict: bool = False, check_images: bool
         objects[im["id"]] = []
 
     k_expected = len(kp_names) or None
+    rle_verdicts = _rle_prepass(anns, images)
     for j, a in enumerate(anns):
         where = f"{path}: annotation #{j}"
         if not isinstance(a, dict):
@@ -199,7 +293,7 @@ def read_coco(path, *, image_root=None, strict: bool = False, check_images: bool
             continue
         seg = a.get("segmentation")
         if seg is not None and seg != []:
-            why = _check_segmentation(seg, img.height, img.width)
+            why = _check_segmentation(seg, img.height, img.width, rle_verdicts.get(j))
             if why:
                 problems.bad(f"{where}: {why}")
                 continue
@@ -240,6 +334,20 @@ def read_coco(path, *, image_root=None, strict: bool = False, check_images: bool
         out.append(img)
     classes = [str(by_id[c]["name"]) for c in cat_ids]
     return Annotations(classes, out, root, cat_ids, kp_names, skeleton)
+
+
+def _rle_prepass(anns: list, images: dict) -> dict[int, str]:
+    """Verdicts of every compressed RLE string whose image is known, checked in one pass: {annotation #: why}."""
+    idx, strings, pixels = [], [], []
+    for j, a in enumerate(anns):
+        seg = a.get("segmentation") if isinstance(a, dict) else None
+        iid = a.get("image_id") if isinstance(a, dict) else None
+        if isinstance(seg, dict) and isinstance(seg.get("counts"), str) and isinstance(iid, int) and iid in images:
+            img = images[iid]
+            idx.append(j)
+            strings.append(seg["counts"])
+            pixels.append(img.height * img.width)
+    return dict(zip(idx, check_rle_strings(strings, pixels), strict=True))
 
 
 def _num(v: float):
@@ -287,8 +395,8 @@ def coco_dict(ann: Annotations) -> dict:
 
 def _rle_area(seg: dict) -> int:
     counts = seg["counts"]
-    counts = rle_counts(counts) if isinstance(counts, str) else counts
-    return int(sum(counts[1::2]))
+    counts = rle_counts(counts) if isinstance(counts, str) else np.asarray(counts, np.int64)
+    return int(counts[1::2].sum())
 
 
 def write_coco(ann: Annotations, path) -> Path:
