@@ -70,19 +70,12 @@ def main() -> None:
         export_scenes(tmp, "coco", counts={"train": args.images}, config=cfg, progress=False)
         path = Path(tmp) / "annotations" / "instances_train.json"
         ours, ref, ours_m, ref_m = [], [], [], []
+        got: dict = {}
         for _ in range(args.rounds):
-            ann = None
-
-            def read(holder=[]):  # noqa: B006 - keeps the result out of the timing
-                holder.append(read_coco(path, check_images=False))
-
-            box: list = []
-            ours.append(_time(lambda box=box: read(box)))
-            ann = box[-1]
-            with contextlib.redirect_stdout(io.StringIO()):
-                coco_box: list = []
-                ref.append(_time(lambda coco_box=coco_box: coco_box.append(COCO(str(path)))))
-            coco = coco_box[-1]
+            ours.append(_time(lambda: got.update(ann=read_coco(path, check_images=False))))
+            with contextlib.redirect_stdout(io.StringIO()):  # COCO() prints its progress
+                ref.append(_time(lambda: got.update(coco=COCO(str(path)))))
+            ann, coco = got["ann"], got["coco"]
             ours_m.append(_time(lambda ann=ann: [img.masks() for img in ann.images]))
             ref_m.append(_time(lambda coco=coco: [coco.annToMask(a) for a in coco.dataset["annotations"]]))
         n_obj = sum(len(img.labels) for img in ann.images)
