@@ -407,6 +407,8 @@ class LocalizationTask(Task):
     name: ClassVar[str] = "localization"
     best_metric: ClassVar[str] = "mean_iou"
     loss_label: ClassVar[str] = "loss (logistic p_c + squared box + softmax class)"
+    train_defaults: ClassVar[dict[str, Any]] = {"epochs": 8, "batch_size": 32, "lr": 2e-3, "warmup_epochs": 0.5,
+                                                "weight_decay": 5e-4, "grad_clip": 10.0}
 
     def collate(self, samples: list) -> tuple[torch.Tensor, list[dict]]:
         return _detection_collate(samples)
@@ -508,6 +510,7 @@ class LandmarkTask(Task):
     best_metric: ClassVar[str] = "mean_error"
     best_mode: ClassVar[str] = "min"
     loss_label: ClassVar[str] = "loss (squared error)"
+    train_defaults: ClassVar[dict[str, Any]] = LocalizationTask.train_defaults
 
     def collate(self, samples: list) -> tuple[torch.Tensor, list[dict]]:
         return _detection_collate(samples)
