@@ -125,3 +125,15 @@ def test_other_dlib_networks_and_damaged_files_are_refused(tmp_path):
         f.write(b"\x00\x00")
     with pytest.raises(FileFormatError, match="bytes left"):
         read_dlib_face_resnet(copy)
+
+
+def test_a_users_dat_file_goes_through_the_reader(tmp_path):
+    copy = tmp_path / "mine.dat"
+    shutil.copyfile(resolve_file(ENTRY), copy)
+    model = create_model("dlib_face_resnet", weights=str(copy))
+    assert model.pretrained_cfg is ENTRY
+    other = resolve_file(ENTRY).parent / "shape_predictor_5_face_landmarks.dat"
+    if other.is_file():
+        with pytest.raises(FileFormatError, match="not the network expected") as e:
+            create_model("dlib_face_resnet", weights=str(other))
+        assert "\n" not in str(e.value)

@@ -296,17 +296,18 @@ def read_pretrained(entry: PretrainedWeights, path: str | os.PathLike | None = N
 # ------------------------------------------------------------------------------------------- loading
 
 
-def load_pretrained(model: nn.Module, model_name: str, tag: str) -> nn.Module:
+def load_pretrained(model: nn.Module, model_name: str, tag: str, path: str | os.PathLike | None = None) -> nn.Module:
     """Fill `model` (built by the registered builder `model_name`) with the weights `tag`.
 
     Every tensor of the model must come from the file, except a classifier whose class count differs from the
     published one (transfer learning: it keeps its fresh initialisation). The entry is attached as
-    `model.pretrained_cfg` (its preprocessing and class names travel with the model).
+    `model.pretrained_cfg` (its preprocessing and class names travel with the model). `path`: a user's copy of
+    such a file (read by the entry's reader, not hash-checked), e.g. a dlib .dat or HED .h5 file.
     """
     from cnnkit.models.weights import _classifier_prefixes
 
     entry = get_pretrained(model_name, tag)
-    state = read_pretrained(entry)
+    state = read_pretrained(entry, path)
     target = model.state_dict()
     head = tuple(_classifier_prefixes(model))
     to_load, wrong = {}, []
@@ -339,6 +340,10 @@ def with_pretrained(model: nn.Module, model_name: str, weights: str | os.PathLik
         return model
     if is_pretrained_tag(model_name, weights):
         return load_pretrained(model, model_name, str(weights))
+    suffix = Path(weights).suffix
+    own = [e for e in list_pretrained(model_name) if e.reader != "torch" and suffix == Path(e.path).suffix]
+    if own and Path(weights).is_file():  # a user's .dat / .h5 in the format of this family's entry: its reader
+        return load_pretrained(model, model_name, own[0].tag, path=weights)
     if _looks_like_tag(weights):
         get_pretrained(model_name, weights)  # raises: an unknown tag, not a missing file
     from cnnkit.models.backbone import with_weights
