@@ -108,6 +108,7 @@ class FaceDatabase:
         else:
             raise FileFormatError(f"{self.path}: not a cnnkit face database (no model recorded)")
         self._cache: tuple[int, np.ndarray, np.ndarray] | None = None  # (data_version, names, matrix)
+        self._norms = np.zeros(0, np.float32)  # squared norms of the matrix's rows
 
     # ------------------------------------------------------------------------------------------ writing
     def _transaction(self):
@@ -182,6 +183,7 @@ class FaceDatabase:
             mat = np.frombuffer(blob, "<f4").reshape(len(rows), self.model.dim) if rows else \
                 np.zeros((0, self.model.dim), np.float32)
             self._cache = (version, names, mat)
+            self._norms = row_norms(mat)
         return self._cache[1], self._cache[2]
 
     def embeddings_of(self, identity: str) -> np.ndarray:
@@ -203,7 +205,7 @@ class FaceDatabase:
         names, mat = self.matrix()
         if len(mat) == 0:
             return [None] * len(q)
-        d2, idx = nearest_rows(q, mat)
+        d2, idx = nearest_rows(q, mat, self._norms)
         return [Match(str(names[i]), float(np.sqrt(max(d, 0.0)))) for d, i in zip(d2, idx, strict=True)]
 
     def close(self) -> None:
@@ -216,17 +218,24 @@ class FaceDatabase:
         self.close()
 
 
-def nearest_rows(q: np.ndarray, mat: np.ndarray, block: int = 262_144) -> tuple[np.ndarray, np.ndarray]:
+def row_norms(mat: np.ndarray) -> np.ndarray:
+    """||m||^2 of every row (N,), without an (N, D) temporary."""
+    return np.einsum("ij,ij->i", mat, mat)
+
+
+def nearest_rows(q: np.ndarray, mat: np.ndarray, norms: np.ndarray | None = None,
+                 block: int = 262_144) -> tuple[np.ndarray, np.ndarray]:
     """Squared distance to, and index of, the nearest row of `mat` (N, D) for each query (Q, D).
 
-    ||q - m||^2 = ||q||^2 - 2 q.m + ||m||^2, in blocks of rows so the (Q, block) products stay small.
+    ||q - m||^2 = ||q||^2 - 2 q.m + ||m||^2: one matrix product per block of rows, with the rows' squared norms
+    `norms` (N,) computed once (`row_norms`) and kept beside the matrix.
     """
+    norms = row_norms(mat) if norms is None else norms
     best_d = np.full(len(q), np.inf, np.float64)
     best_i = np.zeros(len(q), np.int64)
     qq = (q.astype(np.float64) ** 2).sum(1)
     for s in range(0, len(mat), block):
-        m = mat[s : s + block]
-        d = (m * m).sum(1)[None, :] - 2.0 * (q @ m.T)  # (Q, b), without ||q||^2 (the same for every row)
+        d = norms[None, s : s + block] - 2.0 * (q @ mat[s : s + block].T)  # (Q, b), without ||q||^2
         i = d.argmin(1)
         v = d[np.arange(len(q)), i] + qq
         better = v < best_d
