@@ -22,7 +22,7 @@ def _count(text: str) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "data",
-        help="built-in scenes to COCO/YOLO/VOC/label PNGs; check or picture an annotated data set",
+        help="built-in scenes to COCO/YOLO/VOC/label PNGs; check, convert or picture an annotated data set",
         description="Work with detection and segmentation data sets.",
         formatter_class=RawDefaultsFormatter,
     )
