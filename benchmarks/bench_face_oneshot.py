@@ -65,7 +65,7 @@ def train(args) -> None:
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss)
+            total += loss.item()
         acc = oneshot_accuracy(embed(model, te), te.labels, episodes=300)
         print(f"epoch {epoch + 1}: loss {total / len(sampler):.4f}, one-shot 20-way {acc:.3f} "
               f"({time.time() - t0:.0f} s)", flush=True)

@@ -31,7 +31,7 @@ def embed_images(model: nn.Module, images: Sequence[np.ndarray], meta: dict[str,
         for im in images[s : s + batch_size]:
             a = np.asarray(im)
             a = a[..., None] if a.ndim == 2 else a
-            x = torch.from_numpy(np.ascontiguousarray(a[..., :3])).permute(2, 0, 1).float()[None] / 255.0
+            x = torch.from_numpy(np.array(a[..., :3], np.float32)).permute(2, 0, 1)[None] / 255.0  # a copy
             if x.shape[1] != c:
                 x = x.mean(1, keepdim=True) if c == 1 else x.expand(1, c, *x.shape[2:])
             if x.shape[-2:] != (h, w):
