@@ -86,21 +86,10 @@ def grid_figure(image: np.ndarray, boxes: np.ndarray, anchors: np.ndarray, strid
 
 
 def pr_figure(result, classes: list[str]):
-    import matplotlib.pyplot as plt
+    """Precision against recall per class at IoU 0.5 (`cnnkit.metrics.plots`)."""
+    from cnnkit.metrics.plots import plot_pr_curves
 
-    fig, ax = plt.subplots(figsize=(5, 3.8))
-    recall = np.linspace(0, 1, 101)
-    for cat, prec in result.pr_curves(0.5).items():
-        if (prec >= 0).any():
-            ax.plot(recall, np.where(prec < 0, np.nan, prec), label=classes[cat])
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_title("precision-recall at IoU 0.5 (COCO's 101 points)")
-    ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return plot_pr_curves(result, dict(enumerate(classes)), iou_threshold=0.5)
 
 
 def build(section, ctx) -> None:
