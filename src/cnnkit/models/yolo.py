@@ -71,8 +71,10 @@ class YOLO(nn.Module):
         """(N, C, H, W), H and W multiples of `stride` -> raw (N, H / stride, W / stride, B, 5 + C)."""
         h, w = x.shape[-2:]
         if h % self.stride or w % self.stride:
-            raise InputError(f"detector input {h}x{w} is not a multiple of the stride {self.stride}; pad it "
-                             "(cnnkit.detect.letterbox does) or resize it to a multiple")
+            up = -(-max(h, w) // self.stride) * self.stride
+            raise InputError(f"detector input {h}x{w} is not a multiple of the stride {self.stride}; use a size that "
+                             f"is (e.g. --image-size {up}), or pad it (cnnkit.data.letterbox.letterbox(image, None, "
+                             f"stride={self.stride}))")
         stages = self.backbone.forward_stages(x)
         return self.head(stages[self.stage], stages[self.fine_stage] if self.fine_stage is not None else None)
 
