@@ -213,8 +213,9 @@ def build(section, ctx) -> None:
     section.text(
         "Raising beta/alpha " + ("lowers the style distance at every step of the table"
                                  if mono else "does not lower the style distance at every step here") +
-        f" (from {rows[0][2]:.3g} to {rows[-1][2]:.3g}) and raises the content distance (from {rows[0][3]:.3g} "
-        f"to {rows[-1][3]:.3g})."
+        f" (from {rows[0][2]:.3g} to {rows[-1][2]:.3g}) and "
+        + ("raises" if rows[-1][3] > rows[0][3] else "does not raise")
+        + f" the content distance (from {rows[0][3]:.3g} to {rows[-1][3]:.3g})."
     )
 
 
