@@ -189,13 +189,14 @@ def build(section, ctx) -> None:
     with torch_threads(2):
         for layer in depth:
             cfg = StyleConfig(size=gsize, steps=gsteps * 2, lr=LR * 2, seed=ctx.seed, init="noise",
-                              content_layer=layer, style_layers=("relu1_1", "relu2_1", "relu3_1"), beta=4.0)
+                              content_layer=layer, style_layers=("relu1_1",), beta=0.0, tv_weight=0.1)
             r = style_transfer(content_full, [style_full], cfg, network=(hed.model, hed.norm))
             pics.append(r.image)
             titles.append(f"content {layer}")
-    section.figure(_row_figure(pics, titles, "Content layer depth, from noise (beta 4, style relu1_1..relu3_1)"),
+    section.figure(_row_figure(pics, titles, f"Content alone (beta 0) from noise, {gsteps * 2} steps: what each "
+                                             "layer keeps of the photo"),
                    "content-depth", "A shallow content layer pins the pixels; a deep one keeps only the layout and "
-                                    "lets the style repaint the rest.")
+                                    "the parts, which is what leaves the style room to repaint the rest.")
     pics, titles, rows = [], [], []
     with torch_threads(2):
         for a, b in ab:
