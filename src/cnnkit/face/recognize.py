@@ -97,6 +97,10 @@ class FacePipeline:
         """
         from cnnkit.face.align import face_chip
 
+        image = np.asarray(image)
+        if image.ndim == 2 or image.shape[-1] == 1:  # grey: the encoders take RGB chips
+            image = np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=2)
+        image = np.ascontiguousarray(image[..., :3])
         det = self.detector.detect(image)
         if one and len(det) == 0:
             raise InputError(f"{name}: no face found (MTCNN, faces of 20+ pixels); use a photo with a visible "
