@@ -106,12 +106,29 @@ def fold_batchnorms(model: nn.Module) -> tuple[nn.Module, int]:
         raise InputError("fold_batchnorms needs a model in eval mode (call model.eval() first)")
     pairs = _pairs_from_fx(model)
     if pairs is None:
-        pairs = _pairs_from_sequentials(model)
+        pairs = _pairs_by_parts(model)
     for conv_name, bn_name in pairs:
         conv, bn = model.get_submodule(conv_name), model.get_submodule(bn_name)
         _set_submodule(model, conv_name, fold_conv_bn(conv, bn))
         _set_submodule(model, bn_name, nn.Identity())
     return model, len(pairs)
+
+
+def _pairs_by_parts(model: nn.Module) -> list[tuple[str, str]]:
+    """Pairs of a model that cannot be traced as a whole (a U-Net padding its input to a size rule): each child
+    traced on its own, recursively, plus the neighbours among a Sequential's own children."""
+    children = list(model.named_children())
+    pairs = []
+    if isinstance(model, nn.Sequential):
+        pairs += [(a, b) for (a, ma), (b, mb) in zip(children, children[1:], strict=False) if _foldable(ma, mb)]
+    for name, child in children:
+        if not any(True for _ in child.children()):
+            continue  # a leaf: nothing inside to pair
+        sub = _pairs_from_fx(child)
+        if sub is None:
+            sub = _pairs_by_parts(child)
+        pairs += [(f"{name}.{c}", f"{name}.{b}") for c, b in sub]
+    return pairs
 
 
 def _pairs_from_fx(model: nn.Module) -> list[tuple[str, str]] | None:
