@@ -149,7 +149,7 @@ def test_combined_loss_parts_and_gradient():
     target = torch.randint(0, 4, (2, 8, 8))
     total, parts = SegmentationLoss(ce_weight=1.0, dice_weight=0.5)(logits, target)
     assert set(parts) == {"ce", "dice"}
-    assert float(total) == pytest.approx(parts["ce"] + 0.5 * parts["dice"], rel=1e-5)
+    assert float(total.detach()) == pytest.approx(parts["ce"] + 0.5 * parts["dice"], rel=1e-5)
     total.backward()
     assert torch.isfinite(logits.grad).all()
     with pytest.raises(ValueError):
