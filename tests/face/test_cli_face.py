@@ -109,3 +109,28 @@ def test_database_of_another_model_refused(photos, capsys, tmp_path):
     FaceDatabase(db, ModelInfo("dlib_face_resnet", "someone-elses", 128), create=True).close()
     code, _, err = _run(capsys, "face", "enroll", "--db", str(db), "x", p["eileen"])
     assert code == 2 and "distances between two models mean nothing" in err
+
+
+def test_threshold_on_an_lfw_layout(photos, capsys, tmp_path):
+    """Aligned chips in LFW's folder layout: 2 folds, matched pairs of one person's chips, mismatched across."""
+    from cnnkit.face.align import face_chip
+    from cnnkit.face.mtcnn import MTCNN
+
+    _, p = photos
+    det = MTCNN()
+    chips = {}
+    for who, key in (("Eileen", "eileen"), ("Grace", "grace")):
+        img = np.asarray(Image.open(p[key]).convert("RGB"))
+        lm = det.detect(img).landmarks[0]
+        (tmp_path / who).mkdir()
+        for k, (shift, gain) in enumerate([(0, 1.0), (2, 0.8), (-2, 1.1)], start=1):
+            chip = np.clip(face_chip(img, lm + shift) * gain, 0, 255).astype(np.uint8)
+            Image.fromarray(chip).save(tmp_path / who / f"{who}_{k:04d}.png")
+            chips[who, k] = chip
+    (tmp_path / "pairs.txt").write_text("2\t2\nEileen\t1\t2\nGrace\t1\t3\nEileen\t1\tGrace\t2\nGrace\t1\tEileen\t3\n"
+                                        "Eileen\t2\t3\nGrace\t2\t3\nEileen\t3\tGrace\t3\nGrace\t2\tEileen\t2\n")
+    code, out, _ = _run(capsys, "face", "threshold", str(tmp_path / "pairs.txt"), "--aligned", "--ext", ".png",
+                        "--json")
+    rep = json.loads(out)
+    assert code == 0 and rep["pairs"] == 8 and rep["same"] == 4
+    assert rep["eer"] == 0.0 and rep["best_accuracy"] == 1.0 and rep["lfw"]["accuracy"] == 1.0
