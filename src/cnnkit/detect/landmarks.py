@@ -84,26 +84,34 @@ def landmark_loss(output: Tensor, y: Tensor) -> tuple[Tensor, dict[str, float]]:
     return loss, {"mse": float(loss.detach())}
 
 
-def soft_argmax(heatmaps: Tensor) -> Tensor:
+def soft_argmax(heatmaps: Tensor, offsets: Tensor | None = None) -> Tensor:
     """Expected (x, y) of each heatmap under its softmax, as fractions of the map: (N, K, h, w) -> (N, K, 2).
 
     A differentiable argmax: the network regresses each landmark's (l_x, l_y) as the centre of mass of a map it
     predicts, so every position of the feature map learns the same "is the landmark here?" detector
     (convolutions share weights), instead of a fully connected layer learning each position separately.
+
+    Args:
+        heatmaps: Tensor (N, K, h, w) of logits.
+        offsets: optional Tensor (N, K, 2, h, w): where inside each cell the landmark lies, in cells (x then y),
+            averaged with the same weights (the sub-cell precision a coarse map lacks, as YOLO's cell offsets).
     """
     n, k, h, w = heatmaps.shape
     p = torch.softmax(heatmaps.flatten(2), -1).view(n, k, h, w)
     xs = (torch.arange(w, device=heatmaps.device, dtype=p.dtype) + 0.5) / w
     ys = (torch.arange(h, device=heatmaps.device, dtype=p.dtype) + 0.5) / h
-    return torch.stack([(p.sum(2) * xs).sum(-1), (p.sum(3) * ys).sum(-1)], -1)
+    out = torch.stack([(p.sum(2) * xs).sum(-1), (p.sum(3) * ys).sum(-1)], -1)
+    if offsets is not None:
+        scale = torch.tensor([1.0 / w, 1.0 / h], device=heatmaps.device, dtype=p.dtype)
+        out = out + (p[:, :, None] * offsets).sum((-1, -2)) * scale
+    return out
 
 
 class LandmarkNet(nn.Module):
     """A zoo backbone with a landmark head: output (N, K, 2) of (x, y) as fractions of the image.
 
-    The head turns the feature map of `stage` into K heatmaps (a 3x3 convolution, then a 1x1 one) and returns
-    their `soft_argmax` plus a small learnt offset per landmark (what the centre of mass cannot reach near the
-    border).
+    The head turns the feature map of `stage` into K heatmaps and 2K cell offsets (a 3x3 convolution, then a 1x1
+    one) and returns the heatmaps' `soft_argmax` corrected by the offsets they weigh.
 
     Args:
         backbone: any zoo Backbone.
@@ -122,9 +130,11 @@ class LandmarkNet(nn.Module):
         self.default_input_size = tuple(input_size)
         c = backbone.stage_channels[self.stage]
         self.head = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
-                                  nn.Conv2d(c, num_landmarks, 1))
-        self.offset = nn.Parameter(torch.zeros(num_landmarks, 2))
+                                  nn.Conv2d(c, 3 * num_landmarks, 1))
 
     def forward(self, x: Tensor) -> Tensor:
-        maps = self.head(self.backbone.forward_stages(x)[self.stage])  # (N, K, h, w)
-        return soft_argmax(maps.float()) + self.offset
+        out = self.head(self.backbone.forward_stages(x)[self.stage]).float()  # (N, 3K, h, w)
+        n, _, h, w = out.shape
+        k = self.num_landmarks
+        offsets = torch.tanh(out[:, k:].view(n, k, 2, h, w))  # within +-1 cell of the cell's centre
+        return soft_argmax(out[:, :k], offsets)
