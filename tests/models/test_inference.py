@@ -136,7 +136,7 @@ def _randomize_bns(model: nn.Module) -> nn.Module:
 def _small_input(model: nn.Module, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The smallest square input the model takes (32, 64 ... px, batch 1), and the plain model's output on it."""
     c, h, _ = getattr(model, "default_input_size", (3, 224, 224))
-    for size in sorted({32, 64, 128, h}):
+    for size in sorted({12, 24, 32, 48, 64, 128, h}):  # 12/24/48: MTCNN's P-, R- and O-Net
         x = torch.randn(1, c, size, size)
         try:
             with torch.no_grad():
@@ -146,8 +146,22 @@ def _small_input(model: nn.Module, name: str) -> tuple[torch.Tensor, torch.Tenso
     raise AssertionError(f"{name} runs on no input size tried")
 
 
+def _leaves(out) -> list[torch.Tensor]:
+    """The float tensors of a model's output: one tensor, or several heads in tuples, lists and dicts (MTCNN's
+    box deltas and probabilities, a detector's {boxes, scores, labels} per image)."""
+    if isinstance(out, torch.Tensor):
+        return [out] if out.is_floating_point() else []
+    if isinstance(out, dict):
+        return [t for k in sorted(out) for t in _leaves(out[k])]
+    if isinstance(out, tuple | list):
+        return [t for v in out for t in _leaves(v)]
+    return []
+
+
 def _rel_err(got, want) -> float:
-    return ((got - want).abs().max() / want.abs().max().clamp_min(1e-12)).item()
+    pairs = list(zip(_leaves(got), _leaves(want), strict=True))
+    return max((((g - w).abs().max() / w.abs().max().clamp_min(1e-12)).item() if w.numel() else 0.0)
+               for g, w in pairs) if pairs else 0.0
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -156,7 +170,8 @@ def test_prepared_equals_plain_for_every_model(name):
     x, want = _small_input(model, name)
     prepared = prepare_for_inference(model, backend="eager")
     got = prepared(x)
-    assert got.shape == want.shape and got.dtype == torch.float32
+    for g, w in zip(_leaves(got), _leaves(want), strict=True):
+        assert g.shape == w.shape and g.dtype == torch.float32
     assert _rel_err(got, want) < FP32_RTOL, f"{name}: relative error {_rel_err(got, want):.2e}"
     n_bn = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     left = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in prepared.module.modules())

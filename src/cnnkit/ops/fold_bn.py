@@ -134,8 +134,14 @@ def _pairs_by_parts(model: nn.Module) -> list[tuple[str, str]]:
 def _pairs_from_fx(model: nn.Module) -> list[tuple[str, str]] | None:
     import torch.fx
 
+    class LeafLayers(torch.fx.Tracer):
+        """Subclasses of torch's layers (a TF-"SAME" padded Conv2d) stay whole, so they can take a fold too."""
+
+        def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+            return isinstance(m, (nn.modules.conv._ConvNd, nn.Linear, *_BNS)) or super().is_leaf_module(m, qualname)
+
     try:
-        graph = torch.fx.symbolic_trace(model).graph
+        graph = LeafLayers().trace(model)
     except Exception:  # data-dependent control flow and the like: fall back to Sequential neighbours
         return None
     calls: dict[str, int] = {}
