@@ -224,3 +224,13 @@ def test_onnx_export_of_the_decoded_detector_matches_and_nms_stays_outside(tmp_p
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g["boxes"], w["boxes"])
         assert g["labels"].tolist() == w["labels"].tolist()
+
+
+def test_prepare_for_inference_keeps_the_detector_outputs():
+    from cnnkit.models import prepare_for_inference
+
+    torch.manual_seed(0)
+    model = create_model("yolo_tiny", num_classes=2, num_anchors=3, image_size=64).eval()
+    x = torch.rand(2, 3, 64, 64)
+    fast = prepare_for_inference(model, backend="jit")
+    torch.testing.assert_close(fast(x), model(x), rtol=1e-4, atol=1e-4)
