@@ -2,6 +2,8 @@
 the CPU, and torchvision's `fasterrcnn_resnet50_fpn` with its state-dict key names.
 
     model = create_model("faster_rcnn_darknet_tiny", num_classes=5)      # cnnkit train --data scenes default
+    model = create_model("fast_rcnn_darknet_tiny", num_classes=5)        # selective search + RoI align
+    model = create_model("rcnn_darknet_tiny", num_classes=5)             # selective search + warped crops
     model = create_model("fasterrcnn_resnet50_fpn", weights="fasterrcnn_resnet50_fpn_coco.pth")  # torchvision's
 """
 
@@ -9,7 +11,9 @@ from __future__ import annotations
 
 import cnnkit.detect.rcnn.task  # noqa: F401  (registers the "rcnn" task with the models that use it)
 from cnnkit.detect.rcnn.backbones import BackboneWithFPN, FrozenBatchNorm2d, StageFeatures
+from cnnkit.detect.rcnn.fast_rcnn import fast_rcnn
 from cnnkit.detect.rcnn.faster_rcnn import FasterRCNN
+from cnnkit.detect.rcnn.rcnn import rcnn
 from cnnkit.models.backbone import with_weights
 from cnnkit.models.registry import create_model, register_model
 
@@ -56,3 +60,21 @@ def fasterrcnn_resnet50_fpn(*, num_classes: int = 90, weights=None, in_chans: in
     body = create_model("resnet50", num_classes=0, in_chans=in_chans, norm_layer=FrozenBatchNorm2d)
     model = FasterRCNN(BackboneWithFPN(body, 256), num_classes, **{**_channels(in_chans), **kwargs})
     return with_weights(model, weights)
+
+
+def _proposal_kwargs(in_chans: int, kwargs: dict) -> dict:
+    return {**_channels(in_chans), "input_size": (in_chans, 128, 128), **kwargs}
+
+
+@register_model
+def fast_rcnn_darknet_tiny(*, num_classes: int = 5, weights=None, in_chans: int = 3, **kwargs):
+    """Fast R-CNN: selective search proposals RoI-aligned (7 x 7) from darknet_tiny's stride-8 map, 256-wide head."""
+    body = create_model("darknet_tiny", num_classes=0, in_chans=in_chans)
+    return with_weights(fast_rcnn(StageFeatures(body, 8), num_classes, **_proposal_kwargs(in_chans, kwargs)), weights)
+
+
+@register_model
+def rcnn_darknet_tiny(*, num_classes: int = 5, weights=None, in_chans: int = 3, **kwargs):
+    """R-CNN: selective search proposals warped to 32 x 32, each classified by a whole darknet_tiny."""
+    body = create_model("darknet_tiny", num_classes=0, in_chans=in_chans)
+    return with_weights(rcnn(body, num_classes, **_proposal_kwargs(in_chans, kwargs)), weights)

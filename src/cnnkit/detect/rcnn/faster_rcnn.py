@@ -87,6 +87,26 @@ class FasterRCNN(nn.Module):
                                   score_thresh=box_score_thresh, nms_thresh=box_nms_thresh,
                                   detections_per_img=box_detections_per_img)
 
+    def get_classifier(self) -> nn.Module:
+        """The class-count-dependent layers (cls_score, bbox_pred): `load_weights` skips them when the file was
+        trained for another number of classes, as fine-tuning expects."""
+        return self.roi_heads.box_predictor
+
+    @staticmethod
+    def upgrade_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Key names of checkpoints saved by torchvision < 0.13 (its COCO weights file among them) -> today's:
+        `rpn.head.conv.weight` -> `rpn.head.conv.0.0.weight`, `backbone.fpn.inner_blocks.i.weight` ->
+        `backbone.fpn.inner_blocks.i.0.weight` (and layer_blocks), as torchvision's own version hooks do."""
+        out = {}
+        for k, v in state.items():
+            parts = k.split(".")
+            if k.startswith("rpn.head.conv.") and len(parts) == 4:
+                k = f"rpn.head.conv.0.0.{parts[-1]}"
+            elif len(parts) == 5 and parts[:2] == ["backbone", "fpn"] and parts[2] in ("inner_blocks", "layer_blocks"):
+                k = ".".join([*parts[:4], "0", parts[4]])
+            out[k] = v
+        return out
+
     # -- cnnkit's path: a batch Tensor in, raw outputs out ------------------------------------------------------
     def forward_raw(self, x: Tensor) -> dict[str, Any]:
         """(B, 3, H, W) in [0, 1] -> {"features", "rpn" (raw RPN outputs), "image_sizes", "batch"}."""
