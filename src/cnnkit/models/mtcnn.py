@@ -29,6 +29,8 @@ class PNet(nn.Module):
     h = ceil((H - 2) / 2) - 4 (12 -> 1).
     """
 
+    default_input_size = (3, 12, 12)  # the face crop it was trained on
+
     task = "face_detection"
 
     def __init__(self) -> None:
@@ -52,6 +54,8 @@ class PNet(nn.Module):
 
 class RNet(nn.Module):
     """Refinement network: (B, 3, 24, 24) -> (box offsets (B, 4), face probability (B, 2))."""
+
+    default_input_size = (3, 24, 24)  # the face crop it was trained on
 
     task = "face_detection"
 
@@ -85,6 +89,8 @@ class ONet(nn.Module):
 
     Landmarks are 5 x then 5 y coordinates relative to the crop (0..1): eyes, nose, mouth corners.
     """
+
+    default_input_size = (3, 48, 48)  # the face crop it was trained on
 
     task = "face_detection"
 

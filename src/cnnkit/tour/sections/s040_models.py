@@ -27,6 +27,8 @@ def _costs() -> list[dict]:
     for name in list_models():
         with torch.device("meta"):  # shapes only: no memory, no arithmetic
             model = create_model(name)
+        if getattr(model, "task", "classification") != "classification":
+            continue  # detectors, U-Nets, face networks: their own sections show them
         shape = tuple(getattr(model, "default_input_size", (3, 224, 224)))
         s = summary(model, shape)
         rows.append({"name": name, "family": _family(name), "shape": shape, "params": s.total_params,
@@ -122,7 +124,8 @@ def build(section, ctx) -> None:
 
     rows = _costs()
     section.text(
-        f"{len(rows)} architectures are registered (`cnnkit models` lists them; `create_model(name)` builds one). "
+        f"{len(rows)} classification architectures are registered (`cnnkit models` lists them with the detectors, "
+        "U-Nets and face networks of the later sections; `create_model(name)` builds one). "
         "Parameters and multiply-adds (MACs) are counted at each model's own input size by `cnnkit.summary`, on "
         "PyTorch's meta device, so no memory is used for the weights. Weight names follow torchvision's, so "
         "`cnnkit.models.load_weights(model, 'resnet50-0676ba61.pth')` loads a torchvision checkpoint unchanged; "
