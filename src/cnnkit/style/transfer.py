@@ -373,12 +373,10 @@ def _scales(size: int, max_single: int) -> list[int]:
     return sizes[::-1]
 
 
-def _check_size(extractor: FeatureExtractor, model, layers: list[str], hw: tuple[int, int], model_name: str) -> None:
+def _check_size(extractor: FeatureExtractor, strides: dict[str, int], hw: tuple[int, int], model_name: str) -> None:
     """One line when the image is too small for the deepest layer (every layer needs at least one unit)."""
-    need = 1
-    for name in layers:
-        _, jump, _ = layer_geometry(model, name, input_size=(max(64, hw[0]), max(64, hw[1])))
-        need = max(need, jump)
+    layers = list(strides)
+    need = max(strides.values())
     if min(hw) < need:
         raise InputError(f"size {min(hw)} px is too small for {model_name}'s layer(s) {', '.join(layers)}: they need "
                          f"at least {need} px on the shorter side; use --size {need * max(hw) // min(hw) + 1} "
@@ -449,7 +447,9 @@ def style_transfer(
     H, W = _fit(*c_img.shape[-2:], cfg.size)
     if (H, W) != tuple(c_img.shape[-2:]):
         notes.append(f"content image resized from {c_img.shape[-1]}x{c_img.shape[-2]} to {W}x{H} (--size {cfg.size})")
-    _check_size(extractor, model, layers, _fit(H, W, _scales(cfg.size, cfg.max_single_scale)[0]), cfg.model)
+    # total stride of each layer (one geometry pass per layer, on a small probe: it does not depend on the size)
+    strides = {name: layer_geometry(model, name, input_size=(64, 64))[1] for name in layers}
+    _check_size(extractor, strides, _fit(H, W, _scales(cfg.size, cfg.max_single_scale)[0]), cfg.model)
     for i, s in enumerate(s_imgs):
         sh, sw_ = _fit(*s.shape[-2:], cfg.size)
         if (sh, sw_) != tuple(s.shape[-2:]):
@@ -461,7 +461,6 @@ def style_transfer(
         notes.append("colours preserved: style transferred on luminance only, the content's colours put back")
 
     gen = torch.Generator().manual_seed(cfg.seed)
-    strides = {name: layer_geometry(model, name, input_size=(64, 64))[1] for name in layers}
     halo = math.ceil(cfg.tile_halo / max(strides.values())) * max(strides.values())
 
     result = StyleResult(image=np.zeros((H, W, 3), np.float32), notes=notes, network=described)
