@@ -8,6 +8,7 @@ accuracy and the confusion matrix; other tasks print their meter's numbers, e.g.
 from __future__ import annotations
 
 import json
+import sys
 
 
 def register(subparsers) -> None:
@@ -22,7 +23,9 @@ def register(subparsers) -> None:
     p.add_argument("--split", choices=["train", "val", "test", "all"], default="test")
     p.add_argument("--split-seed", type=int, default=None,
                    help="seed of the split (default: the one the checkpoint was trained with)")
-    p.add_argument("--tta", choices=["flip", "10crop"], default=None, help="test-time augmentation (classifiers)")
+    p.add_argument("--tta", choices=["auto", "flip", "5crop", "10crop"], default=None,
+                   help="test-time augmentation (classifiers): auto picks views that suit the data (no mirroring for "
+                        "digits), flip, 5crop (shifts), 10crop (shifts and mirrors); the change it makes is reported")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--strict", action="store_true", help="stop at an unreadable image instead of skipping it")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -53,14 +56,24 @@ def run(args) -> int:
         if len(meta.get("classes") or []) != len(first.get("classes") or []):
             raise InputError(f"{path} predicts {len(meta.get('classes') or [])} classes but {args.checkpoints[0]} "
                              f"predicts {len(first.get('classes') or [])}; an ensemble needs one set of classes")
+    args.tta = _resolve_tta(args.tta, args.data)
     with one_line_warnings("cnnkit evaluate"):
         data = task.load_data(args.data, meta=first, splits=[args.split], split_seed=args.split_seed,
                               strict=args.strict, checkpoint=args.checkpoints[0])[args.split]
 
+    if args.split_seed is None and task.name == DEFAULT_TASK:
+        from cnnkit.train.split_record import apply_split_record
+
+        for note in apply_split_record(args.checkpoints[0], args.split, data, args.data):
+            print(f"cnnkit evaluate: {note}", file=sys.stderr)
     if len(args.checkpoints) == 1:
         model, _ = load_model_file(args.checkpoints[0])
         task.bind(model)
         result = task.evaluate(model, data, batch_size=args.batch_size, tta=args.tta)
+        if args.tta and "accuracy" in result:  # the gain, with its sign: views that do not suit the data lose
+            plain = task.evaluate(model, data, batch_size=args.batch_size)
+            result["accuracy_without_tta"] = plain["accuracy"]
+            result["tta_gain"] = result["accuracy"] - plain["accuracy"]
         result["checkpoint"] = args.checkpoints[0]
     else:
         from cnnkit.train.ensemble import evaluate_ensemble
@@ -72,6 +85,21 @@ def run(args) -> int:
     else:
         _print_report(result, getattr(data, "classes", None), task)
     return 0
+
+
+def _resolve_tta(tta: str | None, data: str) -> str | None:
+    """`auto` becomes the views that suit the data; mirrored views on data that must not be mirrored are warned of."""
+    import sys
+
+    from cnnkit.data.builtin import default_tta
+
+    suited = default_tta(data)
+    if tta == "auto":
+        return suited or "flip"
+    if tta in ("flip", "10crop") and suited == "5crop":
+        print(f"cnnkit evaluate: warning: {data} must not be mirrored (a mirrored digit is another symbol), and "
+              f"--tta {tta} averages mirrored views; --tta auto uses 5crop", file=sys.stderr)
+    return tta
 
 
 def _jsonable(value):
@@ -98,3 +126,6 @@ def _print_report(result: dict, classes: list[str] | None, task) -> None:
     report = task.report({**result, "classes": classes} if classes is not None else result)
     if report:
         print(report)
+    if "tta_gain" in result:
+        print(f"test-time augmentation ({result['tta']}): accuracy {result['accuracy']:.4f} against "
+              f"{result['accuracy_without_tta']:.4f} without it, a change of {100 * result['tta_gain']:+.2f} points")

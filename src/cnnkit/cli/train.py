@@ -120,9 +120,18 @@ def run(args) -> int:
         raise InputError(f"--workers must be 0 or more, got {args.workers}")
     in_chans = args.in_chans or default_in_chans(args.model)
     task = _task_of(args.model)
-    for key, general in TRAIN_DEFAULTS.items():  # flags not given: the task's default, else cnnkit's
+    from cnnkit.data.builtin import recommended_settings
+
+    recommended = recommended_settings(args.data) if task.name == "classification" else {}
+    used = {k: v for k, v in recommended.items() if getattr(args, k, None) is None}
+    for key, general in TRAIN_DEFAULTS.items():  # flags not given: the data's recommendation, the task's, cnnkit's
         if getattr(args, key) is None:
-            setattr(args, key, task.train_defaults.get(key, general))
+            setattr(args, key, used.get(key, task.train_defaults.get(key, general)))
+    if used.get("augment") is not None and args.augment is None:
+        args.augment = used["augment"]
+    if used and int(os.environ.get("RANK", "0")) == 0:
+        told = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in used.items())
+        print(f"cnnkit train: recommended settings for {args.data}: {told} (any flag you give overrides them)")
     lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 1e-3)
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=lr, momentum=args.momentum,
@@ -137,6 +146,10 @@ def run(args) -> int:
                                 split_seed=args.split_seed, strict=args.strict, augment=args.augment, seed=args.seed)
     train_ds = splits["train"]
     val_ds, test_ds = splits.get("val") or [], splits.get("test") or []
+    if main and not args.resume:  # the files of each split, so evaluate tests on this run's own test images
+        from cnnkit.train.split_record import write_split_record
+
+        write_split_record(out, splits, args.data)
     if len(train_ds) == 0:
         raise InputError(f"{args.data}: the training split is empty")
 

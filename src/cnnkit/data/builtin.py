@@ -20,19 +20,42 @@ from cnnkit.errors import UnknownNameError
 BuiltinFn = Callable[[int | None], tuple[np.ndarray, np.ndarray, list[str]]]
 _BUILTINS: dict[str, BuiltinFn] = {}
 _DEFAULT_SIZE: dict[str, int] = {}
+_RECOMMENDED: dict[str, dict] = {}
+_TTA_VIEWS: dict[str, str] = {}
 
 
-def register_builtin(name: str, default_size: int) -> Callable[[BuiltinFn], BuiltinFn]:
-    """Register a built-in data set under `name`; a duplicate name raises."""
+def register_builtin(name: str, default_size: int, *, recommended: dict | None = None,
+                     tta: str = "flip") -> Callable[[BuiltinFn], BuiltinFn]:
+    """Register a built-in data set under `name`; a duplicate name raises.
+
+    Args:
+        recommended: `cnnkit train` settings that work well on it (flag name -> value, e.g. {"epochs": 15,
+            "augment": "crop=3,rotate=10"}); used for every flag the user does not give.
+        tta: test-time views that suit it (`cnnkit evaluate --tta auto`): "flip" where a mirror image is the same
+            thing, "5crop" (small shifts, never mirrored) for data whose mirror image is another thing (digits,
+            text).
+    """
 
     def deco(fn: BuiltinFn) -> BuiltinFn:
         if name in _BUILTINS:
             raise ValueError(f"built-in data set {name!r} is registered twice")
         _BUILTINS[name] = fn
         _DEFAULT_SIZE[name] = default_size
+        _RECOMMENDED[name] = dict(recommended or {})
+        _TTA_VIEWS[name] = tta
         return fn
 
     return deco
+
+
+def recommended_settings(name: str) -> dict:
+    """`cnnkit train` settings recommended for built-in data set `name` ({} for other data)."""
+    return dict(_RECOMMENDED.get(name, {}))
+
+
+def default_tta(name: str) -> str | None:
+    """The test-time views that suit built-in data set `name` (None for other data)."""
+    return _TTA_VIEWS.get(name)
 
 
 def list_builtins() -> list[str]:
@@ -62,7 +85,10 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
-@register_builtin("digits", default_size=32)
+# LeNet-5 and the small zoo models reach 98-99.6% with these (the plain defaults, 10 epochs of batch 64 at 1e-3
+# without augmentation, stop near 95%); digits are never mirrored: a mirrored 2 is not a 2
+@register_builtin("digits", default_size=32, tta="5crop",
+                  recommended={"epochs": 15, "batch_size": 32, "lr": 3e-3, "augment": "crop=3,rotate=10"})
 @functools.lru_cache(maxsize=4)
 def digits(image_size: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """scikit-learn's 1,797 handwritten digits (8x8, 17 grey levels) resized to `image_size` (32), bilinear.

@@ -137,7 +137,8 @@ class ImageDataset(Dataset):
     ):
         self._store = store
         self._indices = np.asarray(indices, dtype=np.int64)
-        self.targets: list[int] = [int(t) for t in np.asarray(pool_targets)[self._indices]]
+        self._pool_targets = np.asarray(pool_targets)  # every item of the source, to re-select a recorded split
+        self.targets: list[int] = [int(t) for t in self._pool_targets[self._indices]]
         self.classes = list(classes)
         self.in_chans = in_chans
         self.image_size = image_size

@@ -1,7 +1,9 @@
 """Test-time augmentation: average the softmax of a model over several views of each image.
 
 "flip" averages the image and its mirror; "10crop" (AlexNet's test procedure) averages the four corner
-crops and the centre crop, and the same five of the mirrored image. Crops smaller than the image are
+crops and the centre crop, and the same five of the mirrored image; "5crop" the five crops of a slightly padded
+image without mirroring (small shifts: the views for digits and text, whose mirror image is another symbol).
+Crops smaller than the image are
 resized back to the image's size before the model sees them (so fixed-input networks such as LeNet work
 too); `resize=False` feeds them as they are, to a fully convolutional network. With `pad` the image is
 first padded with zeros (the mean colour, after normalisation) and the crops default to the image's own
@@ -16,7 +18,7 @@ import torch.nn.functional as F
 
 from cnnkit.errors import InputError
 
-TTA_MODES = (None, "flip", "10crop")
+TTA_MODES = (None, "flip", "5crop", "10crop")
 
 
 def _size2(size: int | tuple[int, int]) -> tuple[int, int]:
@@ -55,10 +57,10 @@ def ten_crop(images: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
 
 def tta_views(images: torch.Tensor, mode: str | None, crop_size: int | tuple[int, int] | None = None, *,
               pad: int = 0, resize: bool = True) -> torch.Tensor:
-    """The views `predict_tta` averages over: (V, B, C, h, w) with V = 1, 2 or 10."""
+    """The views `predict_tta` averages over: (V, B, C, h, w) with V = 1, 2, 5 or 10."""
     mode = None if mode == "none" else mode
     if mode not in TTA_MODES:
-        raise InputError(f"unknown test-time augmentation {mode!r}; choose flip, 10crop or none")
+        raise InputError(f"unknown test-time augmentation {mode!r}; choose flip, 5crop, 10crop or none")
     if images.ndim != 4:
         raise InputError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
     if pad < 0:
@@ -68,6 +70,11 @@ def tta_views(images: torch.Tensor, mode: str | None, crop_size: int | tuple[int
     if mode == "flip":
         return torch.stack([images, images.flip(-1)])
     H, W = images.shape[-2:]
+    if mode == "5crop":  # shifts of 1/16 of the side in each diagonal direction, and the image itself
+        if crop_size is None and not pad:
+            pad = max(1, round(min(H, W) / 16))
+        padded = F.pad(images, (pad, pad, pad, pad)) if pad else images
+        return five_crop(padded, crop_size or (H, W))
     if crop_size is None:
         # a crop of 7/8 of the side, AlexNet's 224 of 256; with padding, crops as large as the image itself
         crop_size = (H, W) if pad else (max(1, round(H * 0.875)), max(1, round(W * 0.875)))
