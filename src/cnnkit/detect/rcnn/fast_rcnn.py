@@ -71,9 +71,14 @@ class ProposalDetector(nn.Module):
         """The class-count-dependent layers, skipped by `load_weights` for a file of another class count."""
         return self.roi_heads.box_predictor
 
+    @staticmethod
+    def cache_key(image: Tensor) -> str:
+        """The key of an image's proposals in the cache (a hash of its values)."""
+        return hashlib.sha1(image.detach().cpu().numpy().tobytes()).hexdigest()
+
     def propose(self, image: Tensor) -> Tensor:
         """Proposals of one image (3, H, W) in [0, 1], clipped to it, without empty boxes (cached)."""
-        key = hashlib.sha1(image.detach().cpu().numpy().tobytes()).hexdigest()
+        key = self.cache_key(image)
         if key not in self._cache:
             boxes = torch.as_tensor(self.proposer(image), dtype=torch.float32).reshape(-1, 4)
             boxes = clip_boxes_to_image(boxes, tuple(image.shape[-2:]))
