@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import cnnkit.detect.rcnn.task  # noqa: F401  (registers the "rcnn" task with the models that use it)
 from cnnkit.detect.rcnn.backbones import BackboneWithFPN, FrozenBatchNorm2d, StageFeatures
-from cnnkit.detect.rcnn.fast_rcnn import fast_rcnn
+from cnnkit.detect.rcnn.fast_rcnn import ProposalDetector, fast_rcnn
 from cnnkit.detect.rcnn.faster_rcnn import FasterRCNN
 from cnnkit.detect.rcnn.rcnn import rcnn
 from cnnkit.models.backbone import with_weights
@@ -67,14 +67,14 @@ def _proposal_kwargs(in_chans: int, kwargs: dict) -> dict:
 
 
 @register_model
-def fast_rcnn_darknet_tiny(*, num_classes: int = 5, weights=None, in_chans: int = 3, **kwargs):
+def fast_rcnn_darknet_tiny(*, num_classes: int = 5, weights=None, in_chans: int = 3, **kwargs) -> ProposalDetector:
     """Fast R-CNN: selective search proposals RoI-aligned (7 x 7) from darknet_tiny's stride-8 map, 256-wide head."""
     body = create_model("darknet_tiny", num_classes=0, in_chans=in_chans)
     return with_weights(fast_rcnn(StageFeatures(body, 8), num_classes, **_proposal_kwargs(in_chans, kwargs)), weights)
 
 
 @register_model
-def rcnn_darknet_tiny(*, num_classes: int = 5, weights=None, in_chans: int = 3, **kwargs):
+def rcnn_darknet_tiny(*, num_classes: int = 5, weights=None, in_chans: int = 3, **kwargs) -> ProposalDetector:
     """R-CNN: selective search proposals warped to 32 x 32, each classified by a whole darknet_tiny."""
     body = create_model("darknet_tiny", num_classes=0, in_chans=in_chans)
     return with_weights(rcnn(body, num_classes, **_proposal_kwargs(in_chans, kwargs)), weights)
