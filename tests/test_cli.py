@@ -76,3 +76,35 @@ def test_device_cuda_without_a_gpu_is_one_line(run_cli):
     assert code == 2 and "'cuda' is not available" in err and "--device cpu" in err
     code, _, err = run_cli("train", "--model", "lenet5", "--data", "digits", "--out", "run", "--device", "gpu0")
     assert code == 2 and "expected cpu, cuda or cuda:N" in err
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("--warmup-epochs", "5", "--epochs", "2"), "is not shorter than the run"),
+    (("--finetune-last", "1",), "without --weights they are random"),
+    (("--freeze", "backbone"), "without --weights they are random"),
+])
+def test_meaningless_train_options_refused(run_cli, tmp_path, args, expected):
+    code, _, err = run_cli("train", "--model", "lenet5", "--data", "digits", "--out", tmp_path / "r", *args)
+    assert code == 2 and expected in err and not (tmp_path / "r" / "last.state.pt").exists()
+
+
+def test_predict_reports_good_images_and_names_bad_ones(run_cli, tmp_path):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from cnnkit.checkpoint import save_model_file
+    from cnnkit.models import create_model
+
+    model = create_model("lenet5")
+    ckpt = save_model_file(tmp_path / "m.safetensors", model,
+                           {"model": "lenet5", "model_kwargs": {}, "classes": [str(i) for i in range(10)],
+                            "input_size": [1, 32, 32], "mean": [0.5], "std": [0.5]})
+    good = tmp_path / "good.png"
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(good)
+    (tmp_path / "bad.png").write_text("not an image")
+    code, out, err = run_cli("predict", ckpt, good, tmp_path / "bad.png")
+    assert code == 2 and str(good) in out and "bad.png" in err and "Traceback" not in err
+    torch.save(model.state_dict(), tmp_path / "w.pth")
+    code, _, err = run_cli("predict", tmp_path / "w.pth", good)
+    assert code == 2 and "is a PyTorch .pth/.pt file" in err

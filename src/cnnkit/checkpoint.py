@@ -50,6 +50,13 @@ def read_model_meta(path: str | os.PathLike) -> dict[str, Any] | None:
         with safe_open(str(p), framework="pt") as f:
             raw = (f.metadata() or {}).get(META_KEY)
     except Exception as e:  # safetensors raises its own types for truncated or foreign files
+        with open(p, "rb") as f:
+            head = f.read(4)
+        if head[:2] == b"PK" or head[:1] == b"\x80":  # a torch.save zip archive or a raw pickle
+            raise FileFormatError(
+                f"{p} is a PyTorch .pth/.pt file (weights only, no model description), not a cnnkit model file; "
+                f"train from it with `cnnkit train --model NAME --weights {p}`, or check it with "
+                f"`cnnkit weights check NAME {p}`") from None
         raise FileFormatError(f"not a safetensors checkpoint (or truncated): {p} ({e})") from None
     return json.loads(raw) if raw else None
 

@@ -61,10 +61,11 @@ def run(args) -> int:
     from cnnkit.checkpoint import load_model_file
     from cnnkit.tasks import get_task
 
+    bad: list[str] = []
     if args.model is not None:  # pretrained weights a package ships (cnnkit.models.pretrained), no checkpoint
         from cnnkit.models.pretrained import classify_images
 
-        args.images = [args.checkpoint, *args.images]
+        args.images, bad = _readable([args.checkpoint, *args.images])
         meta, predictions = classify_images(args.model, args.weights, args.images, topk=args.topk)
         task = get_task(meta["task"])
     else:
@@ -73,6 +74,7 @@ def run(args) -> int:
 
             raise InputError("give a checkpoint and at least one image (or --model NAME and images)")
         model, meta = load_model_file(args.checkpoint)
+        args.images, bad = _readable(args.images)
         task = get_task(meta["task"])
         task.bind(model)
         opts = {"topk": args.topk, **{k: v for k, v in (("conf", args.conf), ("iou", args.iou)) if v is not None},
@@ -83,10 +85,38 @@ def run(args) -> int:
         _write(args.out, results, task, meta)
     if args.json:
         print(json.dumps([_json_part(r) for r in results], indent=2))
-        return 0
+        return _report_bad(bad)
     for path, r in zip(args.images, predictions, strict=True):
         print(f"{path}: {task.describe(r)}")
-    return 0
+    return _report_bad(bad)
+
+
+def _readable(paths: list[str]) -> tuple[list[str], list[str]]:
+    """The images that decode, and one line for each that does not; all unreadable: the first one's error."""
+    from cnnkit.data.sources import probe_image
+    from cnnkit.errors import CnnkitError
+    from cnnkit.io import require_file
+
+    good, bad, first = [], [], None
+    for path in paths:
+        try:
+            probe_image(require_file(path))
+            good.append(path)
+        except CnnkitError as e:
+            bad.append(str(e))
+            first = first or e
+    if not good and first is not None:
+        raise first
+    return good, bad
+
+
+def _report_bad(bad: list[str]) -> int:
+    """After the good images' results: each unreadable image named on its own line; exit code 2 if any."""
+    import sys
+
+    for line in bad:
+        print(f"cnnkit predict: error: {line}", file=sys.stderr)
+    return 2 if bad else 0
 
 
 def _write(out_dir: str, results: list[dict], task, meta: dict) -> None:

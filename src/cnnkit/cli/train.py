@@ -133,6 +133,13 @@ def run(args) -> int:
         told = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in used.items())
         print(f"cnnkit train: recommended settings for {args.data}: {told} (any flag you give overrides them)")
     lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 1e-3)
+    if args.warmup_epochs and args.warmup_epochs >= args.epochs:
+        raise InputError(f"--warmup-epochs {args.warmup_epochs:g} is not shorter than the run ({args.epochs} epochs): "
+                         "the learning rate would never reach its peak; use fewer warm-up epochs or more --epochs")
+    if (args.freeze or args.finetune_last) and not args.weights:
+        flag = "--freeze backbone" if args.freeze else f"--finetune-last {args.finetune_last}"
+        raise InputError(f"{flag} keeps layers fixed, but without --weights they are random: give pretrained weights "
+                         "(--weights FILE or a registered name such as imagenet), or drop the flag")
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=lr, momentum=args.momentum,
         weight_decay=args.weight_decay, schedule=args.schedule, step_size=args.step_size, gamma=args.gamma,
