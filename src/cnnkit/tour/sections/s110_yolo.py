@@ -15,7 +15,7 @@ TITLE = "YOLO: one pass, a grid of cells, anchor boxes"
 ORDER = 110
 
 MODEL = "yolo_tiny"
-N_TRAIN, N_TEST = 1000, 200
+N_TRAIN, N_TEST = 800, 200
 EPOCHS = 5
 QUICK = {"n_train": 120, "n_test": 40, "epochs": 1}
 
