@@ -123,3 +123,27 @@ def test_the_rcnn_task_predicts_in_the_detection_format():
     assert result["detections"], "an untrained model still ranks some boxes above 0"
     d = result["detections"][0]
     assert d["class"] in ("a", "b") and len(d["box"]) == 4 and d["box"][2] <= 96
+
+
+@pytest.mark.slow  # about 15 CPU s
+def test_faster_rcnn_learns_a_few_scenes_end_to_end():
+    from cnnkit.data.scene_dataset import load_scenes
+    from cnnkit.detect.rcnn.task import one_based
+    from cnnkit.detect.task import detection_map
+
+    torch.manual_seed(0)
+    ds = load_scenes(train=8, val=0, test=0, progress=False, masks=False)["train"]
+    x = torch.stack([ds[i][0] for i in range(8)])
+    targets = [ds[i][1] for i in range(8)]
+    model = create_model("faster_rcnn_darknet_tiny", num_classes=5)
+    opt = torch.optim.AdamW(model.parameters(), 2e-3, weight_decay=1e-4)
+    for _ in range(60):
+        loss = sum(model.train().compute_loss(model(x), one_based(targets)).values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        dets = model.eval().detect_raw(model(x), score_thresh=0.001)
+    result = detection_map([{**d, "labels": d["labels"] - 1} for d in dets],
+                           [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets], list(ds.classes))
+    assert result["map50"] >= 0.9, result["map50"]   # measured 1.0 after 60 steps (0.73 after 30)
