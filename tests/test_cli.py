@@ -108,3 +108,9 @@ def test_predict_reports_good_images_and_names_bad_ones(run_cli, tmp_path):
     torch.save(model.state_dict(), tmp_path / "w.pth")
     code, _, err = run_cli("predict", tmp_path / "w.pth", good)
     assert code == 2 and "is a PyTorch .pth/.pt file" in err
+
+
+def test_train_on_images_too_small_for_the_model_says_which_flag(run_cli, tmp_path):
+    code, _, err = run_cli("train", "--model", "alexnet", "--data", "digits", "--out", tmp_path / "r", "--epochs", "1")
+    assert code == 2 and "alexnet cannot take 32x32 images" in err and "--image-size 224" in err
+    assert "internal error" not in err

@@ -176,6 +176,7 @@ def run(args) -> int:
 
         apply_transfer(model, weights=weights_file, freeze=args.freeze, finetune_last=args.finetune_last,
                        num_classes=num_classes)
+    _check_input_fits(model, args.model, train_ds, task)
     meta = run_meta(args.model, model_kwargs, train_ds, source=args.data, split_seed=args.split_seed,
                     strict=args.strict, task=task.name)
     if main:
@@ -247,3 +248,30 @@ def _accepted(model_name: str, kwargs: dict) -> dict:
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     return {k: v for k, v in kwargs.items() if v is not None and (takes_any or k in params)}
 
+
+
+def _check_input_fits(model, name: str, train_ds, task) -> None:
+    """One forward pass on the first training batch of 2, so a size the model cannot take is one line in the user's
+    terms (--image-size, --in-chans) before any training, not a RuntimeError deep in epoch 1."""
+    import torch
+
+    from cnnkit.errors import InputError
+
+    if task.name != "classification":
+        return  # other tasks check their own inputs (letterboxing, padding to the stride)
+    x = torch.stack([train_ds[i][0] for i in range(min(2, len(train_ds)))])
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(x)
+    except InputError:
+        raise
+    except RuntimeError as e:
+        c, h, w = x.shape[1:]
+        own = getattr(model, "default_input_size", None)
+        first = (str(e).strip().splitlines() or [""])[0][:140]
+        hint = f"; try --image-size {own[1]}" + (f" --in-chans {own[0]}" if own[0] != c else "") if own else ""
+        raise InputError(f"{name} cannot take {h}x{w} images with {c} channel(s) ({first}){hint}") from None
+    finally:
+        model.train(was_training)
