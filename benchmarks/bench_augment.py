@@ -121,10 +121,9 @@ def main(argv=None) -> int:
            [0.58 * size, 0.62 * size]]
     boxes_t, pts_t = torch.tensor([box]), torch.tensor(pts)
 
-    import platform
+    from cnnkit.machine import cpu_name
 
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    cpu = cpu_name()
     print(f"augmentation speed at {size}x{size}, one thread, on {cpu}; cnnkit (3,H,W) tensors, "
           f"albumentations {A.__version__} (OpenCV {cv2.__version__}) (H,W,3) arrays; images/s")
     header = (f"{'operation':34s} {'cnnkit u8':>10s} {'alb. u8':>9s} {'ratio':>6s} {'cnnkit f32':>11s} "

@@ -11,7 +11,6 @@ rows in one transaction, loading them into the search matrix, and one `FaceDatab
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import tempfile
 import time
@@ -22,16 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from cnnkit.face.database import FaceDatabase, ModelInfo, nearest_rows, row_norms  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from cnnkit.machine import cpu_name  # noqa: E402
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ not load here: tests/face/facenet_shim.py gives it `batched_nms` from cnnkit.ops
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -23,21 +22,14 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+from cnnkit.machine import cpu_name  # noqa: E402
+
 sys.path.insert(0, str(ROOT / "tests" / "face"))
 
 from facenet_shim import load_facenet_mtcnn  # noqa: E402
 
 from cnnkit.face.mtcnn import MTCNN  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def photos() -> dict[str, np.ndarray]:

@@ -14,7 +14,6 @@ A ratio above 1 means cnnkit is faster.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -25,17 +24,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from cnnkit.machine import cpu_name  # noqa: E402
 from cnnkit.ops import nms  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def make_boxes(n: int, boxes_per_object: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
