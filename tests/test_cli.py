@@ -114,3 +114,14 @@ def test_train_on_images_too_small_for_the_model_says_which_flag(run_cli, tmp_pa
     code, _, err = run_cli("train", "--model", "alexnet", "--data", "digits", "--out", tmp_path / "r", "--epochs", "1")
     assert code == 2 and "alexnet cannot take 32x32 images" in err and "--image-size 224" in err
     assert "internal error" not in err
+
+
+def test_one_class_data_is_refused(run_cli, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    (tmp_path / "data" / "cats").mkdir(parents=True)
+    for i in range(6):
+        Image.fromarray(np.full((8, 8, 3), 20 * i, np.uint8)).save(tmp_path / "data" / "cats" / f"{i}.png")
+    code, _, err = run_cli("train", "--model", "lenet5", "--data", tmp_path / "data", "--out", tmp_path / "r")
+    assert code == 2 and "holds one class (cats)" in err

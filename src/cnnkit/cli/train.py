@@ -162,6 +162,9 @@ def run(args) -> int:
 
     classes = getattr(train_ds, "classes", None)
     num_classes = len(classes) if classes is not None else None
+    if task.name == "classification" and num_classes is not None and num_classes < 2:
+        raise InputError(f"{args.data} holds one class ({', '.join(map(str, classes)) or 'none'}): a classifier needs "
+                         "at least two; add a sub-folder per class")
     model_kwargs = _accepted(args.model, {"num_classes": num_classes, "in_chans": in_chans})
     # what the model needs from the data (YOLO: k-means anchors); other ranks find the same, without printing
     model_kwargs.update(_accepted(args.model, task.model_kwargs(train_ds, verbose=main)))
