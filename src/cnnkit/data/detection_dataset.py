@@ -116,6 +116,13 @@ class DetectionDataset(Dataset):
         item = self.source.get(i)
         return item.boxes, item.labels, tuple(item.image.shape[:2])
 
+    def reseed(self, seed: int) -> None:
+        """Reseed the transform's generator: the training loop does this per sample from (seed, epoch, index), so
+        a run resumed after kill -9 augments every image as the uninterrupted run did."""
+        reseed = getattr(self.transform, "reseed", None)
+        if reseed is not None:
+            reseed(seed)
+
     def __getitem__(self, i: int):
         item = self.source.get(i)
         image = torch.from_numpy(np.require(item.image, requirements=["C", "W"])).permute(2, 0, 1).float().div_(255.0)
