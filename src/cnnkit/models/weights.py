@@ -268,7 +268,8 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, strict: bool = Fa
     """
     wf = read_weights(path)
     target = model.state_dict()
-    file_state, prefix = _match_prefix(wf.state, target)
+    upgrade = getattr(model, "upgrade_state_dict", None)  # a family's renames of older checkpoints' keys
+    file_state, prefix = _match_prefix(upgrade(wf.state) if callable(upgrade) else wf.state, target)
     report = LoadReport(path=str(wf.path), prefix=(wf.prefix or "") + (prefix or "") or None)
     if not any(k in target for k in file_state):
         raise FileFormatError(
