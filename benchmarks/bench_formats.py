@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import platform
 import statistics
 import sys
 import tempfile
@@ -28,16 +27,7 @@ from cnnkit.data.builtin import make_shapes  # noqa: E402
 from cnnkit.data.coco import read_coco  # noqa: E402
 from cnnkit.data.scene_export import export_scenes  # noqa: E402
 from cnnkit.data.scenes import SceneConfig, make_scene  # noqa: E402
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from cnnkit.machine import cpu_name as _cpu  # noqa: E402
 
 
 def _time(fn) -> float:

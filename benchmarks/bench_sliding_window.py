@@ -12,7 +12,6 @@ Target of issue 10: convolutional >= 20x faster than naive.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -29,16 +28,7 @@ from cnnkit.detect.sliding_window import (  # noqa: E402
     to_convolutional,
     window_net32,
 )
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from cnnkit.machine import cpu_name  # noqa: E402
 
 
 def main() -> None:

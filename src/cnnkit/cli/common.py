@@ -33,6 +33,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
 def device(text: str) -> str:
     """argparse type: a torch device this machine has ("cpu", "cuda", "cuda:1"); a missing GPU is refused here."""
     name = text.strip().lower()

@@ -18,15 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {v}")
-    return v
+from cnnkit.cli.common import positive_float
 
 
 def register(subparsers) -> None:
@@ -42,7 +34,7 @@ def register(subparsers) -> None:
         q.add_argument("--encoder", default=None,
                        help="'dlib' or a model file from cnnkit train (default: the database's, else dlib)")
         if tau:
-            q.add_argument("--tau", type=_positive_float, default=None,
+            q.add_argument("--tau", type=positive_float, default=None,
                            help="distance threshold (default: the encoder's: 0.6 for dlib)")
         if one:
             q.add_argument("--largest", action="store_true", help="several faces in a photo: use the largest")

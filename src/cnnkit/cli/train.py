@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnkit.cli.common import device, positive_int
+from cnnkit.cli.common import device, positive_float, positive_int
 
 
 def _fraction(text: str) -> float:
@@ -20,16 +20,6 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
     return value
 
 
@@ -50,7 +40,7 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=positive_int, default=None, help="(default: 10, or the task's)")
     p.add_argument("--batch-size", type=positive_int, default=None,
                    help="per process under torchrun (default: 64, or the task's)")
-    p.add_argument("--lr", type=_positive_float, default=None,
+    p.add_argument("--lr", type=positive_float, default=None,
                    help="peak learning rate (default: 1e-3 for adam/adamw, 0.05 for sgd)")
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default=None,
                    help="(default: adamw, or the task's)")
@@ -62,7 +52,7 @@ def register(subparsers) -> None:
     p.add_argument("--warmup-epochs", type=float, default=None, help="(default: 0, or the task's)")
     p.add_argument("--step-size", type=positive_int, default=10, help="'step' schedule period in epochs")
     p.add_argument("--gamma", type=float, default=0.1, help="'step' schedule factor")
-    p.add_argument("--grad-clip", type=_positive_float, default=None, metavar="MAX_NORM",
+    p.add_argument("--grad-clip", type=positive_float, default=None, metavar="MAX_NORM",
                    help="(default: none, or the task's)")
     p.add_argument("--early-stopping", type=positive_int, default=None, metavar="PATIENCE",
                    help="stop after PATIENCE epochs without a better validation metric (accuracy for classifiers)")
