@@ -100,3 +100,17 @@ def test_save_image_format_follows_suffix(tmp_path):
     with pytest.raises(InputError, match="unknown image format '.xyz'"):
         save_image(tmp_path / "a.xyz", img)
     assert not (tmp_path / "a.xyz").exists()
+
+
+def test_save_figure_format_follows_suffix(tmp_path):
+    import matplotlib.pyplot as plt
+    import pytest
+
+    from cnnkit.errors import InputError
+    from cnnkit.io import save_figure
+
+    assert save_figure(tmp_path / "f.png", plt.figure()).read_bytes()[:4] == b"\x89PNG"
+    assert save_figure(tmp_path / "f.pdf", plt.figure()).read_bytes()[:4] == b"%PDF"
+    with pytest.raises(InputError, match="unknown figure format '.xyz'"):
+        save_figure(tmp_path / "f.xyz", plt.figure())
+    assert not (tmp_path / "f.xyz").exists()

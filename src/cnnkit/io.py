@@ -130,12 +130,22 @@ def save_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     return target
 
 
+_FIGURE_FORMATS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".pdf": "pdf", ".svg": "svg"}
+
+
 def save_figure(path: str | os.PathLike, fig) -> Path:
-    """Save a matplotlib figure atomically as PNG and close it."""
+    """Save a matplotlib figure atomically and close it; the format follows the suffix (.png, .jpg, .pdf, .svg; PNG
+    when there is none), and an unknown suffix is refused rather than written as PNG under a misleading name."""
     import matplotlib.pyplot as plt
 
     target = Path(path)
-    with atomic_write(target) as f:
-        fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        suffix = target.suffix.lower()
+        if suffix and suffix not in _FIGURE_FORMATS:
+            raise InputError(f"cannot write {target}: unknown figure format {target.suffix!r}; use one of "
+                             f"{', '.join(sorted(_FIGURE_FORMATS))}")
+        with atomic_write(target) as f:
+            fig.savefig(f, format=_FIGURE_FORMATS.get(suffix, "png"), dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return target
