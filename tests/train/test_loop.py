@@ -290,3 +290,29 @@ def test_run_folder_files(tmp_path):
                                                   strict=True))
     best, best_meta = load_model_file(tmp_path / "best.safetensors")
     assert best_meta["val_acc"] == result.best_val_acc
+
+
+def test_a_zoo_model_trained_from_python_reloads_from_its_model_file(tmp_path):
+    """fit on a model from create_model records its registry name and arguments (not its weight file), so
+    load_model_file rebuilds it; before, the class name ("smallfacenet") was recorded and could not be built."""
+    from cnnkit.checkpoint import load_model_file
+    from cnnkit.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("lenet5", num_classes=3, in_chans=1)
+    assert model.cnnkit_name == "lenet5" and model.cnnkit_kwargs == {"num_classes": 3, "in_chans": 1}
+    x, y = torch.randn(24, 1, 32, 32), torch.randint(0, 3, (24,))
+    data = TensorDataset(x, y)
+    fit(model, data, data, TrainConfig(epochs=1, batch_size=8), out_dir=tmp_path, progress=False)
+    again, meta = load_model_file(tmp_path / "best.safetensors")
+    assert meta["model"] == "lenet5"
+    model.eval()
+    again.eval()
+    torch.testing.assert_close(again(x[:4]), model(x[:4]))
+
+
+def test_create_model_records_only_json_arguments():
+    from cnnkit.models import create_model
+
+    model = create_model("resnet18", num_classes=3, weights=None, norm_layer=nn.BatchNorm2d)
+    assert model.cnnkit_kwargs == {"num_classes": 3}  # no weight file, no class

@@ -42,6 +42,27 @@ def create_model(name: str, **kwargs) -> nn.Module:
     """Build a registered model by name, e.g. `create_model("resnet50", num_classes=10)`."""
     builder = get_model_builder(name)
     try:
-        return builder(**kwargs)
+        model = builder(**kwargs)
     except TypeError as e:  # an argument this family does not take
         raise InputError(f"model {name!r}: {e}") from None
+    if isinstance(model, nn.Module) and not hasattr(model, "cnnkit_name"):
+        # what `fit` records in the model file, so that a model trained from Python reloads with
+        # `load_model_file`; weight files are left out (the trained weights are in the file) and so is any
+        # value JSON cannot hold
+        model.cnnkit_name = name
+        model.cnnkit_kwargs = {k: v for k, v in kwargs.items() if k not in _NOT_RECORDED and _plain(v)}
+    return model
+
+
+_NOT_RECORDED = {"weights", "encoder_weights"}
+
+
+def _plain(value) -> bool:
+    """Whether a builder argument is a JSON value (numbers, strings, booleans, None, lists and dicts of them)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
