@@ -125,3 +125,19 @@ def test_one_class_data_is_refused(run_cli, tmp_path):
         Image.fromarray(np.full((8, 8, 3), 20 * i, np.uint8)).save(tmp_path / "data" / "cats" / f"{i}.png")
     code, _, err = run_cli("train", "--model", "lenet5", "--data", tmp_path / "data", "--out", tmp_path / "r")
     assert code == 2 and "holds one class (cats)" in err
+
+
+def test_output_cut_short_by_the_reader_is_quiet(tmp_path):
+    """`cnnkit models | head -1`: the reader closes the pipe; no 'internal error', no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import sys; from cnnkit.cli.main import main; sys.exit(main(['models']))"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc.stdout.readline()
+    proc.stdout.close()  # what `head -1` does after its line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert err == ""

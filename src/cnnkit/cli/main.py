@@ -69,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = args.func(args)
         return int(code or 0)
+    except BrokenPipeError:  # the reader went away (`cnnkit ... | head`): stop quietly, as a shell tool does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the flush at exit does not fail a second time
+        return 141  # 128 + SIGPIPE, what the shell reports for a tool killed by the broken pipe
     except KeyboardInterrupt:
         # a command may say how to pick up where it stopped (train: --resume); writes are atomic, so nothing is half
         hint = getattr(args, "on_interrupt", None)
