@@ -4,9 +4,8 @@
     cnnkit evaluate runs/faces/best.safetensors --data faces --json      # oneshot_top1_20way
 
 Training items are groups of K = 4 images of one identity, so `--batch-size` counts identities per batch
-(P; default 64, i.e. 256 images). Measured on `faces`: `--batch-size 16 --lr 0.003 --schedule onecycle`
-(more, smaller steps) reaches 0.94 one-shot 20-way in 10 epochs (0.955 in 15) where the defaults reach 0.85.
-The loss is the triplet loss (margin 0.2, squared Euclidean distance) over
+(P; default 16, i.e. 64 images: many small steps learn faster here than 64 identities a step, which reached
+0.85 one-shot 20-way in 10 epochs). The loss is the triplet loss (margin 0.6, squared Euclidean distance) over
 all triplets of the batch that violate the margin, averaged over them ("batch all"; the mean keeps the learning
 rate independent of the batch). Evaluation embeds held-out identities and runs one-shot 20-way (and 5-way)
 episodes: one enrolment image per identity, another image of each as the query.
@@ -25,7 +24,10 @@ from cnnkit.face.losses import AllTripletsMiner, SquaredL2, TripletLoss
 from cnnkit.face.oneshot import oneshot_accuracy
 from cnnkit.tasks.base import Task, register_task
 
-MARGIN = 0.2
+# the course's alpha is 0.2; on `faces` 0.6 gave the same one-shot accuracy (0.973 vs 0.970, 12 epochs) and
+# tighter identities against one threshold (open set, 100 enrolled: 0.63 vs 0.52 recognised where 95% of
+# strangers are rejected)
+MARGIN = 0.6
 EVAL_EPISODES = 300
 EVAL_SEED = 0  # fixed episodes: every epoch and every checkpoint is scored on the same draws
 
@@ -80,9 +82,9 @@ class MetricLearningTask(Task):
 
     name = "metric_learning"
     best_metric = "oneshot_top1_20way"
-    # measured on `faces`: batch 64 identities gives 39 steps an epoch and 0.849 one-shot after 10 epochs; 16
-    # identities a batch, lr 3e-3, one-cycle, 15 epochs reached 0.955 (benchmarks/bench_face_oneshot.py)
-    train_defaults = {"batch_size": 16, "lr": 3e-3, "schedule": "onecycle", "epochs": 15}
+    # measured on `faces` (2000 training identities): 16 identities a batch, lr 3e-3, one-cycle, 12 epochs (3,750
+    # steps) reached 0.973 one-shot 20-way on the test identities (README: Faces)
+    train_defaults = {"batch_size": 16, "lr": 3e-3, "schedule": "onecycle", "epochs": 12}
     history_key = "oneshot20"
     main_train_stat = "active"
     loss_label = "triplet loss (mean over active triplets)"
