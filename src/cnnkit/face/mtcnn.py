@@ -149,6 +149,8 @@ class MTCNN:
 
 
 def _batched(net: nn.Module, x: torch.Tensor, batch: int = 512):
+    """The network on crops in batches, in channels-last memory (its max pooling runs ~3x faster so on CPU)."""
+    x = x.contiguous(memory_format=torch.channels_last)
     outs = [net(x[i : i + batch]) for i in range(0, len(x), batch)]
     return tuple(torch.cat(v) for v in zip(*outs, strict=True))
 
