@@ -49,7 +49,8 @@ def test_train_and_evaluate_cli(tmp_path, capsys, monkeypatch):
     code = main(["train", "--model", "face_embedder_small", "--data", "faces", "--out", str(out), "--epochs", "1",
                  "--batch-size", "8", "--no-progress"])
     assert code == 0 and (out / "best.safetensors").is_file()
-    capsys.readouterr()
+    # the data line counts images and identities, not only the K-image groups an epoch draws
+    assert "faces: 160 (40 identities, drawn as 40 groups of 4 an epoch) train, 100 val" in capsys.readouterr().out
     code = main(["evaluate", str(out / "best.safetensors"), "--data", "faces", "--json"])
     res = json.loads(capsys.readouterr().out)
     assert code == 0 and 0 <= res["oneshot_top1_20way"] <= 1 and res["task"] == "metric_learning"

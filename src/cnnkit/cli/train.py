@@ -175,7 +175,8 @@ def run(args) -> int:
     if main:
         n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
         what = f", {num_classes} classes" if num_classes is not None else ""
-        print(f"{args.model}: {n_train:,} trainable parameters; {args.data}: {len(train_ds)} train, "
+        n_text = train_ds.size_text() if hasattr(train_ds, "size_text") else str(len(train_ds))
+        print(f"{args.model}: {n_train:,} trainable parameters; {args.data}: {n_text} train, "
               f"{len(val_ds)} val, {len(test_ds)} test images{what}"
               + (f"; {dist.world_size()} processes" if dist.world_size() > 1 else ""))
     result = fit(model, train_ds, val_ds if len(val_ds) else None, config, out_dir=out, resume=args.resume,

@@ -84,6 +84,10 @@ class IdentityGroups(Dataset):
     def reseed(self, seed: int) -> None:
         self._rng = np.random.default_rng(seed)
 
+    def size_text(self) -> str:
+        """How much data this is, for people: images and identities, not only the items of an epoch."""
+        return f"{len(self.base)} ({len(self.ids)} identities, drawn as {self.n} groups of {self.k} an epoch)"
+
     def __len__(self) -> int:
         return self.n
 
