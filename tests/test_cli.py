@@ -133,11 +133,13 @@ def test_output_cut_short_by_the_reader_is_quiet(tmp_path):
     import subprocess
     import sys
 
-    code = "import sys; from cnnkit.cli.main import main; sys.exit(main(['models']))"
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    proc.stdout.readline()
+    # the command starts writing only once the reader has gone (a reader that leaves early, deterministically)
+    code = "import sys; sys.stdin.readline(); from cnnkit.cli.main import main; sys.exit(main(['models']))"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     proc.stdout.close()  # what `head -1` does after its line
+    proc.stdin.write(b"go\n")
+    proc.stdin.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert err == ""
