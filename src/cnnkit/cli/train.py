@@ -250,6 +250,7 @@ def _check_input_fits(model, name: str, train_ds, task) -> None:
     import torch
 
     from cnnkit.errors import InputError
+    from cnnkit.models.probe import forward_error
 
     if task.name != "classification":
         return  # other tasks check their own inputs (letterboxing, padding to the stride)
@@ -257,15 +258,11 @@ def _check_input_fits(model, name: str, train_ds, task) -> None:
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            model(x)
-    except InputError:
-        raise
-    except RuntimeError as e:
-        c, h, w = x.shape[1:]
-        own = getattr(model, "default_input_size", None)
-        first = (str(e).strip().splitlines() or [""])[0][:140]
-        hint = f"; try --image-size {own[1]}" + (f" --in-chans {own[0]}" if own[0] != c else "") if own else ""
-        raise InputError(f"{name} cannot take {h}x{w} images with {c} channel(s) ({first}){hint}") from None
+        error = forward_error(model, x)
     finally:
         model.train(was_training)
+    if error is not None:
+        c, h, w = x.shape[1:]
+        own = getattr(model, "default_input_size", None)
+        hint = f"; try --image-size {own[1]}" + (f" --in-chans {own[0]}" if own[0] != c else "") if own else ""
+        raise InputError(f"{name} cannot take {h}x{w} images with {c} channel(s) ({error[:140]}){hint}")

@@ -24,6 +24,7 @@ import torch.nn as nn
 
 from cnnkit.errors import CnnkitError, InputError
 from cnnkit.io import atomic_write
+from cnnkit.models.probe import forward_error
 
 __all__ = ["FORMATS", "OnnxMissingError", "check_export", "export_model", "load_torchscript", "onnx_session"]
 
@@ -78,18 +79,12 @@ def export_model(model: nn.Module, path: str | os.PathLike, fmt: str = "onnx", *
 
 def _check_runs(model: nn.Module, x: torch.Tensor) -> None:
     """Run the model once eagerly, so that an input it cannot take is one line, not a tracer's IR dump."""
-    try:
-        with torch.no_grad():
-            model(x)
-    except InputError:
-        raise
-    except RuntimeError as e:
+    error = forward_error(model, x)
+    if error is not None:
         c, h, w = x.shape[1:]
-        first = (str(e).strip().splitlines() or [""])[0][:160]
         own = getattr(model, "default_input_size", None)
         hint = f"; try its own size, --size {own[1]}" if own else ""
-        raise InputError(f"{type(model).__name__} cannot take a {h}x{w} input with {c} channels ({first}){hint}") \
-            from None
+        raise InputError(f"{type(model).__name__} cannot take a {h}x{w} input with {c} channels ({error[:160]}){hint}")
 
 
 def example_input(model: nn.Module, input_shape: tuple[int, int, int] | None = None, batch: int = 1) -> torch.Tensor:
