@@ -26,8 +26,8 @@ from cnnkit.segment.losses import IGNORE_INDEX, SegmentationLoss
 from cnnkit.segment.metrics import SegmentationMeter
 from cnnkit.tasks.base import Task, register_task
 
-DEFAULT_SCENES = {"train": 3000, "val": 300, "test": 300}  # 3000 x 12 epochs of batch 8: 4,500 steps in ~770 s
-# of one core for unet_small (width 8): within 10 minutes on 2 cores (see SegmentationTask.train_defaults)
+DEFAULT_SCENES = {"train": 3000, "val": 300, "test": 300}  # 3000 x 12 epochs of batch 8: 4,500 steps; the whole
+# `cnnkit train --model unet_small --data scenes` took 7 min 58 s on 2 idle cores, test mIoU 0.939 (README)
 DEFAULT_AUGMENT = "flip"  # masks move with the image; the scenes' shapes look the same mirrored
 SCENE_SIZE = 96  # scenes side: objects of 8-17 px radius, cheap enough to train on a CPU
 TILE = 1024  # images with a side above this are predicted in tiles
