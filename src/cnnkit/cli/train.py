@@ -152,9 +152,7 @@ def run(args) -> int:
 
     classes = getattr(train_ds, "classes", None)
     num_classes = len(classes) if classes is not None else None
-    if task.name == "classification" and num_classes is not None and num_classes < 2:
-        raise InputError(f"{args.data} holds one class ({', '.join(map(str, classes)) or 'none'}): a classifier needs "
-                         "at least two; add a sub-folder per class")
+    task.check_data(train_ds, args.data)
     model_kwargs = _accepted(args.model, {"num_classes": num_classes, "in_chans": in_chans})
     # what the model needs from the data (YOLO: k-means anchors); other ranks find the same, without printing
     model_kwargs.update(_accepted(args.model, task.model_kwargs(train_ds, verbose=main)))
@@ -169,7 +167,7 @@ def run(args) -> int:
 
         apply_transfer(model, weights=weights_file, freeze=args.freeze, finetune_last=args.finetune_last,
                        num_classes=num_classes)
-    _check_input_fits(model, args.model, train_ds, task)
+    task.check_model(model, train_ds, args.model)
     meta = run_meta(args.model, model_kwargs, train_ds, source=args.data, split_seed=args.split_seed,
                     strict=args.strict, task=task.name)
     if main:
@@ -241,28 +239,3 @@ def _accepted(model_name: str, kwargs: dict) -> dict:
     params = inspect.signature(get_model_builder(model_name)).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     return {k: v for k, v in kwargs.items() if v is not None and (takes_any or k in params)}
-
-
-
-def _check_input_fits(model, name: str, train_ds, task) -> None:
-    """One forward pass on the first training batch of 2, so a size the model cannot take is one line in the user's
-    terms (--image-size, --in-chans) before any training, not a RuntimeError deep in epoch 1."""
-    import torch
-
-    from cnnkit.errors import InputError
-    from cnnkit.models.probe import forward_error
-
-    if task.name != "classification":
-        return  # other tasks check their own inputs (letterboxing, padding to the stride)
-    x = torch.stack([train_ds[i][0] for i in range(min(2, len(train_ds)))])
-    was_training = model.training
-    model.eval()
-    try:
-        error = forward_error(model, x)
-    finally:
-        model.train(was_training)
-    if error is not None:
-        c, h, w = x.shape[1:]
-        own = getattr(model, "default_input_size", None)
-        hint = f"; try --image-size {own[1]}" + (f" --in-chans {own[0]}" if own[0] != c else "") if own else ""
-        raise InputError(f"{name} cannot take {h}x{w} images with {c} channel(s) ({error[:140]}){hint}")

@@ -103,6 +103,14 @@ class Task:
         (False on all but the main process). Default none; num_classes comes from the data's `classes`."""
         return {}
 
+    def check_data(self, train_data: Any, source: str) -> None:
+        """Refuse training data this task cannot learn from, in one line naming `source` (the --data value),
+        before a model is built. Default: nothing."""
+
+    def check_model(self, model: nn.Module, train_data: Any, model_name: str) -> None:
+        """Refuse, in one line in the user's terms, a model that cannot take the training data, before training
+        starts. Default: nothing (most tasks fit their inputs to the model: letterboxing, padding to the stride)."""
+
     # -- training ---------------------------------------------------------------------------------------------
     def collate(self, samples: list) -> tuple[torch.Tensor, Any]:
         """Batch a list of (input, target) samples into (inputs Tensor (B, ...), targets); default_collate here."""

@@ -79,6 +79,34 @@ class ClassificationTask(Task):
         if self.label_smoothing is None:
             self.label_smoothing = float(getattr(config, "label_smoothing", 0.0))
 
+    def check_data(self, train_data: Any, source: str) -> None:
+        """A classifier needs at least two classes."""
+        from cnnkit.errors import InputError
+
+        classes = getattr(train_data, "classes", None)
+        if classes is not None and len(classes) < 2:
+            raise InputError(f"{source} holds one class ({', '.join(map(str, classes)) or 'none'}): a classifier "
+                             "needs at least two; add a sub-folder per class")
+
+    def check_model(self, model: nn.Module, train_data: Any, model_name: str) -> None:
+        """One forward pass on the first two training images, so a size the model cannot take is one line in
+        `cnnkit train`'s terms (--image-size, --in-chans) before any training, not a RuntimeError in epoch 1."""
+        from cnnkit.errors import InputError
+        from cnnkit.models.probe import forward_error
+
+        x = torch.stack([train_data[i][0] for i in range(min(2, len(train_data)))])
+        was_training = model.training
+        model.eval()
+        try:
+            error = forward_error(model, x)
+        finally:
+            model.train(was_training)
+        if error is not None:
+            c, h, w = x.shape[1:]
+            own = getattr(model, "default_input_size", None)
+            hint = f"; try --image-size {own[1]}" + (f" --in-chans {own[0]}" if own[0] != c else "") if own else ""
+            raise InputError(f"{model_name} cannot take {h}x{w} images with {c} channel(s) ({error[:140]}){hint}")
+
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         return F.cross_entropy(outputs.float(), targets, label_smoothing=self.label_smoothing or 0.0), {}
 
