@@ -56,7 +56,7 @@ def export_model(model: nn.Module, path: str | os.PathLike, fmt: str = "onnx", *
         The path written.
 
     Raises:
-        InputError: an unknown format or no input shape.
+        InputError: an unknown format, no input shape, or a model whose class says `not_exportable` (why).
         OnnxMissingError: ONNX asked and the onnx package is missing.
     """
     if fmt not in FORMATS:
@@ -67,6 +67,9 @@ def export_model(model: nn.Module, path: str | os.PathLike, fmt: str = "onnx", *
         if not ONNX_MIN_OPSET <= opset <= ONNX_MAX_OPSET:
             raise InputError(f"ONNX opset {opset} is not supported by this torch: choose {ONNX_MIN_OPSET} to "
                              f"{ONNX_MAX_OPSET} (--opset 17 suits most runtimes)")
+    why_not = getattr(model, "not_exportable", None)  # a family that the tracer cannot follow says why
+    if why_not:
+        raise InputError(f"{type(model).__name__} cannot be exported to {fmt}: {why_not}")
     model = model.eval()
     x = example_input(model, input_shape)
     _check_runs(model, x)

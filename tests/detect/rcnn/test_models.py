@@ -147,3 +147,14 @@ def test_faster_rcnn_learns_a_few_scenes_end_to_end():
     result = detection_map([{**d, "labels": d["labels"] - 1} for d in dets],
                            [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets], list(ds.classes))
     assert result["map50"] >= 0.9, result["map50"]   # measured 1.0 after 60 steps (0.73 after 30)
+
+
+@pytest.mark.parametrize("name", ["faster_rcnn_darknet_tiny", "fast_rcnn_darknet_tiny", "rcnn_darknet_tiny"])
+def test_export_refuses_region_detectors_in_one_line_and_writes_nothing(name, tmp_path):
+    """Tracing records one fixed graph; the proposals and NMS depend on the image. It was an internal error."""
+    from cnnkit.models.export import export_model
+
+    target = tmp_path / "m.onnx"
+    with pytest.raises(InputError, match="cannot be exported to onnx: its region proposals"):
+        export_model(create_model(name, num_classes=3), target)
+    assert not target.exists()

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from cnnkit.detect.rcnn.faster_rcnn import IMAGENET_MEAN, IMAGENET_STD
 from cnnkit.detect.rcnn.proposals import FAST, selective_search
-from cnnkit.detect.rcnn.roi_heads import FastRCNNPredictor, RoIHeads, TwoMLPHead
+from cnnkit.detect.rcnn.roi_heads import NOT_EXPORTABLE, FastRCNNPredictor, RoIHeads, TwoMLPHead
 from cnnkit.errors import InputError
 from cnnkit.ops import MultiScaleRoIAlign, clip_boxes_to_image, remove_small_boxes
 
@@ -53,6 +53,7 @@ class ProposalDetector(nn.Module):
     """
 
     task = "rcnn"
+    not_exportable = NOT_EXPORTABLE  # cnnkit export refuses it with this reason
 
     def __init__(self, features: nn.Module, roi_heads: RoIHeads, num_classes: int, *,
                  proposer: Callable[[Tensor], Tensor] | None = None, image_mean=IMAGENET_MEAN,

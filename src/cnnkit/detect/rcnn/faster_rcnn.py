@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from cnnkit.detect.rcnn.roi_heads import FastRCNNPredictor, RoIHeads, TwoMLPHead
+from cnnkit.detect.rcnn.roi_heads import NOT_EXPORTABLE, FastRCNNPredictor, RoIHeads, TwoMLPHead
 from cnnkit.detect.rcnn.rpn import RegionProposalNetwork, RPNHead
 from cnnkit.errors import InputError
 from cnnkit.ops import AnchorGenerator, MultiScaleRoIAlign
@@ -46,6 +46,7 @@ class FasterRCNN(nn.Module):
     """
 
     task = "rcnn"
+    not_exportable = NOT_EXPORTABLE  # cnnkit export refuses it with this reason
 
     def __init__(self, backbone: nn.Module, num_classes: int, *, min_size: int | None = 800, max_size: int = 1333,
                  image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD, rpn_anchor_generator: AnchorGenerator | None = None,

@@ -15,6 +15,11 @@ from torch import Tensor
 from cnnkit.detect.rcnn.matcher import match, sample
 from cnnkit.ops import BoxCoder, batched_nms, box_iou, clip_boxes_to_image, remove_small_boxes
 
+# why the region detectors cannot be exported: `cnnkit export` traces one fixed graph, and the proposals, their
+# sampling and the per-class NMS change with every image
+NOT_EXPORTABLE = ("its region proposals and their NMS depend on the image (a tracer records one fixed graph); use the "
+                  "model file with `cnnkit predict`, or export a YOLO model")
+
 
 class TwoMLPHead(nn.Module):
     """Flatten the pooled RoI features, then fc6 + ReLU, fc7 + ReLU."""
