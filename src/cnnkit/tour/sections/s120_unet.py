@@ -241,8 +241,8 @@ def build(section, ctx) -> None:
             verdict += (f". Both runs are short: with pixel accuracy {skip[1]['pixel_accuracy']:.2f} they have found "
                         "where the objects are, but mostly not yet which shape each one is, which is what mIoU "
                         "counts; that needs many more steps than this section can afford (the README's full runs "
-                        "with `cnnkit train`'s defaults, 8 minutes each on two cores: test mIoU 0.939 with the "
-                        "skips, 0.760 without)")
+                        "with `cnnkit train`'s defaults: test mIoU 0.939 with the skips, trained in 8 minutes on "
+                        "two cores, and 0.760 without)")
     section.text(f"Test mIoU: U-Net {skip[1]['miou']:.3f}, without skips {noskip[1]['miou']:.3f}; {verdict}.")
     section.code("cnnkit train --model unet_small --data scenes --out runs/unet\n"
                  "cnnkit train --model unet_small_noskip --data scenes --out runs/unet_noskip\n"
